@@ -104,6 +104,12 @@ class GANLoss:
         self.b = (real_label if b is None else float(b)) if self.name == "lsgan" else 1.0
         self.c = 1.0 if c is None else float(c)
 
+    @property
+    def threshold(self) -> float:
+        """The D output that separates "real" from "fake" calls: the midpoint of the lsgan targets,
+        0 for every loss on logits or critic values (used by the health monitor's D accuracy)."""
+        return (self.a + self.b) / 2 if self.name == "lsgan" else 0.0
+
     def __repr__(self) -> str:
         extra = f", a={self.a}, b={self.b}, c={self.c}" if self.name == "lsgan" else ""
         return f"GANLoss({self.name!r}, real_label={self.real_label}{extra})"

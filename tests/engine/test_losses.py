@@ -146,3 +146,9 @@ def test_aliases_resolve_to_canonical_names():
         "ragan": "relativistic",
     }
     assert get_loss("lsgan").name == "lsgan"
+
+
+def test_decision_threshold_sits_between_the_targets():
+    assert get_loss("lsgan").threshold == 0.5
+    assert get_loss("lsgan", a=-1.0, b=1.0).threshold == 0.0
+    assert get_loss("hinge").threshold == 0.0

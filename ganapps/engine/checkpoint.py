@@ -1,0 +1,153 @@
+"""Checkpoints: safetensors weights + a weights-only trainer state, written atomically.
+
+Layout: RUN/checkpoints/step_N/{weights.safetensors, state.pt, config.yaml}; RUN/checkpoints/latest holds
+the name of the newest complete step folder. Loading never unpickles code (safetensors and
+`torch.load(weights_only=True)`). No task imports here.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import InputError
+
+WEIGHTS = "weights.safetensors"
+STATE = "state.pt"
+CONFIG = "config.yaml"
+LATEST = "latest"
+
+
+def flatten_weights(nets: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """{"gen": state_dict, ...} -> {"gen.layer.weight": tensor, ...} (contiguous CPU copies)."""
+    flat = {}
+    for name, sd in nets.items():
+        for k, v in sd.items():
+            flat[f"{name}.{k}"] = v.detach().to("cpu").contiguous().clone()
+    return flat
+
+
+def unflatten_weights(flat: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    nets: dict[str, dict[str, torch.Tensor]] = {}
+    for k, v in flat.items():
+        name, _, rest = k.partition(".")
+        nets.setdefault(name, {})[rest] = v
+    return nets
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG a CPU run draws from, as tensors and plain values (weights_only-loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(ckpt_root: str | os.PathLike, step: int, weights: dict[str, dict[str, torch.Tensor]],
+         state: dict[str, Any], config_yaml: str, keep: int = 3) -> Path:
+    """Write step_N/ under a temporary name, rename it into place, then repoint `latest`.
+
+    A process killed at any moment leaves `latest` naming a complete checkpoint.
+    """
+    root = Path(ckpt_root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step}.", dir=root))
+    try:
+        save_file(flatten_weights(weights), str(tmp / WEIGHTS), metadata={"format": "ganapps", "step": str(step)})
+        torch.save(state, tmp / STATE)
+        (tmp / CONFIG).write_text(config_yaml)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_atomic(root / LATEST, final.name + "\n")
+    _prune(root, keep)
+    return final
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _prune(root: Path, keep: int) -> None:
+    steps = sorted((p for p in root.glob("step_*") if p.is_dir() and p.name[5:].isdigit()),
+                   key=lambda p: int(p.name[5:]))
+    latest = latest_dir(root)
+    for p in steps[:-keep]:
+        if p != latest:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def latest_dir(ckpt_root: str | os.PathLike) -> Path | None:
+    root = Path(ckpt_root)
+    try:
+        name = (root / LATEST).read_text().strip()
+    except OSError:
+        return None
+    d = root / name
+    return d if (d / WEIGHTS).is_file() else None
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A run folder, a checkpoint folder, a model folder or a weights file -> the folder holding weights."""
+    p = Path(path)
+    if p.is_file():
+        if p.name.endswith(".safetensors"):
+            return p.parent
+        raise InputError(f"{p}: not a checkpoint; expected a run folder, a checkpoint folder or a .safetensors file")
+    if not p.exists():
+        raise InputError(f"{p}: no such run, checkpoint or model")
+    if (p / WEIGHTS).is_file():
+        return p
+    if (p / "checkpoints").is_dir():
+        d = latest_dir(p / "checkpoints")
+        if d is None:
+            raise InputError(f"{p}: run folder has no complete checkpoint (checkpoints/latest missing or broken)")
+        return d
+    raise InputError(f"{p}: no {WEIGHTS} and no checkpoints/ folder; expected a run, checkpoint or model folder")
+
+
+def load_weights(ckpt_dir: str | os.PathLike) -> dict[str, dict[str, torch.Tensor]]:
+    f = Path(ckpt_dir) / WEIGHTS
+    try:
+        return unflatten_weights(load_file(str(f)))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise InputError(f"{f}: corrupt or unreadable weights ({str(e).splitlines()[0][:120]})") from None
+
+
+def load_state(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
+    f = Path(ckpt_dir) / STATE
+    try:
+        return torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for truncated or foreign files
+        raise InputError(f"{f}: corrupt or unreadable trainer state ({type(e).__name__})") from None
