@@ -188,6 +188,8 @@ class ImageFolder:
 
 
 class ImageTensor:
+    """Images already in memory, (N, C, H, W) float32 in [-1, 1], served in batches of views."""
+
     def __init__(self, images: torch.Tensor):
         self.images = images
 

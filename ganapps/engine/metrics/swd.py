@@ -111,13 +111,13 @@ def _patch_descriptors(
                 descriptors[lod].append(patches.flatten(0, 1))
             start += b
             bar.update(b)
-    out = []
-    for parts in descriptors:
-        desc = torch.cat(parts)  # (N * P, C, p, p)
-        mean = desc.mean(dim=(0, 2, 3), keepdim=True)
-        std = desc.std(dim=(0, 2, 3), keepdim=True, unbiased=False).clamp_min(1e-8)  # flat sets stay finite
-        out.append(((desc - mean) / std).flatten(1))  # (N * P, C * p * p)
-    return out, shape
+    return [torch.cat(parts) for parts in descriptors], shape  # per level (N * P, C, p, p)
+
+
+def _channel_moments(desc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = desc.mean(dim=(0, 2, 3), keepdim=True)
+    std = desc.std(dim=(0, 2, 3), keepdim=True, unbiased=False).clamp_min(1e-8)  # flat sets stay finite
+    return mean, std
 
 
 def _sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, dirs: list[torch.Tensor]) -> float:
@@ -142,22 +142,29 @@ def sliced_wasserstein_distance(
     seed: int = 0,
     batch_size: int = 64,
     progress: bool = False,
+    normalize: str = "per_set",
 ) -> SWD:
     """Sliced Wasserstein distance x 1e3 between two image sets, per Laplacian-pyramid level and averaged
     (Karras et al. 2018, "Progressive growing of GANs", their metrics/sliced_wasserstein.py): from every
-    image and level, `patches_per_image` random `patch_size` x `patch_size` patches; each set's patches are
-    normalised per level and channel by that set's own mean and std; then the 1-D Wasserstein-1 distance
+    image and level, `patches_per_image` random `patch_size` x `patch_size` patches, normalised per level
+    and channel to zero mean and unit std (see `normalize`); then the 1-D Wasserstein-1 distance
     along `dir_repeats` x `dirs_per_repeat` random unit directions, averaged. Levels: the smaller side
     halved while >= `min_resolution` (64 px -> 64, 32, 16). ProGAN's defaults are kept (4 x 128
     directions); lower is better, 0 for identical sets.
 
     Sources: folders, .pt/.npy files or tensors (N, C, H, W) in [-1, 1] of one shape, sides divisible by
-    2^(levels-1). Sets of different sizes are compared on an equal random subset of patches. Because each
-    set is normalised by its own statistics (as in ProGAN), a global per-level change of brightness or
-    contrast is invisible to this metric; it measures local structure (edges, texture, noise, blur).
+    2^(levels-1). Sets of different sizes are compared on an equal random subset of patches.
+    `normalize="per_set"` (ProGAN, the default) normalises each set by its own patch statistics, so a
+    global per-level change of brightness, colour or contrast is invisible: it measures local structure
+    (edges, texture, noise, blur). `normalize="reference"` normalises both sets by source_a's statistics,
+    so such shifts count too (not comparable with ProGAN's numbers).
     Memory: about N x levels x patches_per_image x C x patch_size^2 x 4 bytes per set. Deterministic for
     a `seed`; the result does not depend on `batch_size`.
     """
+    if normalize not in ("per_set", "reference"):
+        raise InputError(
+            f"sliced_wasserstein_distance: normalize={normalize!r}, expected 'per_set' or 'reference'"
+        )
     if (
         patch_size < 1
         or patch_size % 2 == 0
@@ -191,6 +198,10 @@ def sliced_wasserstein_distance(
     gen = torch.Generator().manual_seed(seed + 1)
     per_level = {}
     for lod, (a, b) in enumerate(zip(desc_a, desc_b, strict=True)):
+        mean_a, std_a = _channel_moments(a)
+        mean_b, std_b = (mean_a, std_a) if normalize == "reference" else _channel_moments(b)
+        a = ((a - mean_a) / std_a).flatten(1)  # (N * P, C * p * p)
+        b = ((b - mean_b) / std_b).flatten(1)
         if len(a) != len(b):
             keep = min(len(a), len(b))
             a = a[torch.randperm(len(a), generator=gen)[:keep]]
