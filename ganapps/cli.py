@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         code = 130
-    except ClickException as e:
-        e.show()
+    except ClickException as e:  # usage errors: one line, pointing at --help
+        if e.format_message():  # empty when the help text was shown instead
+            print(f"error: {e.format_message()} (see --help)", file=sys.stderr)
         code = 2
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)

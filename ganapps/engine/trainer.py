@@ -317,7 +317,8 @@ class Trainer:
                     for n in self.opt_nets[ph.optimizer]:
                         logs[f"grad/{n}_norm"] = float(_total_norm(list(self.nets[n].parameters())))
                     for k, v in out.items():
-                        logs[k] = float(v.detach()) if isinstance(v, torch.Tensor) else v
+                        if k != "loss":  # the phase's own names (loss/d, reg/r1...) carry the figures
+                            logs[k] = float(v.detach()) if isinstance(v, torch.Tensor) else v
             if not finite:
                 break
         for net in self.nets.values():
@@ -368,6 +369,7 @@ class Trainer:
         fn = getattr(self.task, "preview", None)
         if fn is None or not self.is_main:
             return None
+        self.ctx.step, self.ctx.images_seen = self.step, self.images_seen
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.cfg.seed)
             with torch.no_grad():
@@ -387,6 +389,7 @@ class Trainer:
         fn = getattr(self.task, "evaluate", None)
         if fn is None or not self.is_main:
             return {}
+        self.ctx.step, self.ctx.images_seen = self.step, self.images_seen
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.cfg.seed + 1)
             with torch.no_grad():
