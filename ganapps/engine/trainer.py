@@ -187,6 +187,7 @@ class Trainer:
         self.rollbacks = 0
         self.monitor = HealthMonitor()
         self._initial: dict[str, Any] | None = None
+        self._latest: dict[str, Any] = {}
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -313,16 +314,18 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip_norm)
                 scaler.step(opt)
                 scaler.update()
+                for k, v in out.items():  # the phase's own names (loss/d, reg/r1...) carry the figures;
+                    if k != "loss":       # lazy phases keep their last value until they run again
+                        self._latest[k] = v.detach() if isinstance(v, torch.Tensor) else v
                 if ctx.logging:
                     for n in self.opt_nets[ph.optimizer]:
                         logs[f"grad/{n}_norm"] = float(_total_norm(list(self.nets[n].parameters())))
-                    for k, v in out.items():
-                        if k != "loss":  # the phase's own names (loss/d, reg/r1...) carry the figures
-                            logs[k] = float(v.detach()) if isinstance(v, torch.Tensor) else v
             if not finite:
                 break
         for net in self.nets.values():
             net.requires_grad_(True)
+        if ctx.logging:
+            logs.update({k: float(v) if isinstance(v, torch.Tensor) else v for k, v in self._latest.items()})
         if finite:
             with warnings.catch_warnings():  # a group whose phase was not due this step still advances
                 warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
@@ -402,6 +405,7 @@ class Trainer:
     def train(self) -> TrainResult:
         cfg = self.cfg
         self._check_run_dir()
+        dist.barrier()  # every rank has checked the run folder before rank 0 writes to it
         self._build()
         if cfg.resume:
             d = ckpt.latest_dir(self.ckpt_root)

@@ -1,0 +1,51 @@
+"""Dependencies point one way: cli -> task packages -> engine -> torch. Checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ganapps
+
+ROOT = Path(ganapps.__file__).parent
+TASKS = ("toy", "cyclegan", "video", "medical")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    pkg = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts[:-1])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # resolve relative imports against the module's package
+                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                names.add(".".join(base + ([node.module] if node.module else [])))
+            else:
+                names.add(node.module or "")
+    return names
+
+
+def test_engine_imports_no_task_typer_or_dataset_format():
+    for path in (ROOT / "engine").rglob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith("typer"), f"{path} imports {name}"
+            assert not name.startswith(("nibabel", "pydicom", "cv2", "av")), f"{path} imports {name}"
+            assert not any(name.startswith(f"ganapps.{t}") for t in TASKS), f"{path} imports {name}"
+            assert not name.startswith(("ganapps.cli", "ganapps._cli", "ganapps.doctor")), f"{path} imports {name}"
+
+
+def test_pipelines_never_import_training_code():
+    for path in ROOT.glob("*/pipeline.py"):
+        for name in _imports(path):
+            assert not name.endswith((".task", ".trainer")), f"{path} imports {name}"
+
+
+def test_task_packages_do_not_import_each_other_except_through_the_engine():
+    for task in TASKS:
+        for path in (ROOT / task).rglob("*.py") if (ROOT / task).is_dir() else []:
+            for name in _imports(path):
+                others = [t for t in TASKS if t != task and name.startswith(f"ganapps.{t}")]
+                # medical may reuse the CycleGAN task's nets and losses for modality translation
+                assert not others or (task == "medical" and others == ["cyclegan"]), f"{path} imports {name}"
