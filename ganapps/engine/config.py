@@ -38,6 +38,7 @@ class TrainConfig:
     log_every_steps: int = 50
     sample_every_steps: int = 500
     checkpoint_every_steps: int = 500
+    eval_every_steps: int = 0  # 0: evaluate once, at the end
     keep_checkpoints: int = 3
     nonfinite_patience: int = 5  # consecutive skipped steps before a rollback
     nonfinite_lr_factor: float = 0.5  # LR multiplier applied at each rollback
@@ -53,7 +54,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise InputError(f"option {name}={getattr(self, name)!r}: expected a positive integer")
-        for name in ["grad_clip_norm", "ema_halflife_images", "ema_rampup", "warmup_steps", "num_workers"]:
+        for name in ["grad_clip_norm", "ema_halflife_images", "ema_rampup", "warmup_steps", "num_workers",
+                     "eval_every_steps"]:
             if getattr(self, name) < 0:
                 raise InputError(f"option {name}={getattr(self, name)!r}: expected >= 0")
         if not 0 < self.nonfinite_lr_factor <= 1:

@@ -59,7 +59,7 @@ def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
     flat = _flatten_dense_tensors(grads)
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
-    for p, g in zip(params, _unflatten_dense_tensors(flat, grads)):
+    for p, g in zip(params, _unflatten_dense_tensors(flat, grads), strict=False):
         if p.grad is None:
             p.grad = g.clone()
         else:

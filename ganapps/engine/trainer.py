@@ -47,6 +47,7 @@ class TrainResult:
     last_logs: dict[str, float]
     evaluation: dict[str, float]
     interrupted: bool
+    stopped_early: bool
     verdicts: list[Any]
     nonfinite_steps: int
     rollbacks: int
@@ -114,10 +115,14 @@ def _to_image(preview: Any) -> np.ndarray:
 class Trainer:
     """Run `task` for `task.config.steps` steps in the run folder `task.config.out`."""
 
-    def __init__(self, task: Task, *, on_warning=None):
+    def __init__(self, task: Task, *, on_warning=None, on_evaluate=None):
+        """`on_warning(text)` receives health warnings (default: stderr). `on_evaluate(step, metrics)` is
+        called after each periodic evaluation (`eval_every_steps`); returning False stops training early
+        (e.g. a pruned hyperparameter trial)."""
         self.task = task
         self.cfg: TrainConfig = task.config
         self.on_warning = on_warning or (lambda text: print(text, file=sys.stderr))
+        self.on_evaluate = on_evaluate
         self.device = pick_device(self.cfg.device)
         self.rank, self.world_size = dist.init(self.device)
         self.is_main = self.rank == 0
@@ -188,6 +193,7 @@ class Trainer:
         self.monitor = HealthMonitor()
         self._initial: dict[str, Any] | None = None
         self._latest: dict[str, Any] = {}
+        self._last_eval: dict[str, float] = {}
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -433,7 +439,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=cfg.quiet or not self.is_main, unit="step",
                    dynamic_ncols=True, file=sys.stderr)
         last_logs: dict[str, Any] = {}
-        interrupted = False
+        interrupted = stopped_early = False
         try:
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
@@ -461,6 +467,10 @@ class Trainer:
                     self.preview()
                 if self.step % cfg.checkpoint_every_steps == 0 and self.step < cfg.steps:
                     self.save_checkpoint()
+                if cfg.eval_every_steps and self.step % cfg.eval_every_steps == 0 and self.step < cfg.steps:
+                    if self._periodic_evaluation() is False:
+                        stopped_early = True
+                        break
                 sig = self._stop_signal
                 if dist.any_flag(sig is not None, self.device):
                     interrupted = True
@@ -475,14 +485,14 @@ class Trainer:
                 self.on_warning(f"interrupted at step {self.step}: checkpoint saved in {self.ckpt_root}; "
                                 f"continue with --resume")
             evaluation: dict[str, float] = {}
+        elif stopped_early:
+            evaluation = self._last_eval
         else:
             if self.step % cfg.sample_every_steps != 0:
                 self.preview()
             evaluation = self.evaluate()
             if evaluation and self.is_main:
-                with open(self.run_dir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps({"step": self.step, "images": self.images_seen, "time": time.time(),
-                                        **evaluation}) + "\n")
+                self._append_metrics(evaluation)
         if self._writer is not None:
             for k, v in evaluation.items():
                 self._writer.add_scalar(k, v, self.step)
@@ -493,7 +503,22 @@ class Trainer:
             write_report(self.run_dir, self.monitor.verdicts)
         dist.barrier()
         return TrainResult(self.run_dir, self.step, self.images_seen, last_logs, evaluation, interrupted,
-                           list(self.monitor.verdicts), self.nonfinite_total, self.rollbacks)
+                           stopped_early, list(self.monitor.verdicts), self.nonfinite_total, self.rollbacks)
+
+    def _periodic_evaluation(self) -> bool | None:
+        self._last_eval = self.evaluate()
+        if self._last_eval and self.is_main:
+            self._append_metrics(self._last_eval)
+            if self._writer is not None:
+                for k, v in self._last_eval.items():
+                    self._writer.add_scalar(k, v, self.step)
+        if self.on_evaluate is not None:
+            return self.on_evaluate(self.step, self._last_eval)
+        return None
+
+    def _append_metrics(self, values: dict[str, float]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": self.step, "images": self.images_seen, "time": time.time(), **values}) + "\n")
 
     def _truncate_metrics(self, step: int) -> None:
         path = self.run_dir / "metrics.jsonl"

@@ -60,3 +60,29 @@ PRESETS: dict[str, dict] = {
               "use_spectral_norm": False, "use_minibatch_std": False, "lecam_weight": 0.0,
               "instance_noise_std": 0.0, "real_label": 1.0},
 }
+
+
+# `ganapps tune toy`: the searchable space, a grid for --sampler grid, and the objectives.
+OBJECTIVES = {"high_quality": "maximize", "modes": "maximize", "reverse_kl": "minimize"}
+
+SEARCH_GRID = {"loss": ["nonsaturating", "hinge"], "use_spectral_norm": [False, True], "lr_g": [2e-4, 1e-3],
+               "lr_d": [2e-4, 1e-3]}
+
+
+def search_space(trial) -> dict:
+    """Learning rates (TTUR), batch size, loss and stabilizers, as Optuna suggestions."""
+    loss = trial.suggest_categorical("loss", ["nonsaturating", "hinge", "lsgan", "wasserstein"])
+    space = {
+        "loss": loss,
+        "lr_g": trial.suggest_float("lr_g", 5e-5, 3e-3, log=True),
+        "lr_d": trial.suggest_float("lr_d", 5e-5, 3e-3, log=True),
+        "beta1": trial.suggest_categorical("beta1", [0.0, 0.5]),
+        "batch_size": trial.suggest_categorical("batch_size", [128, 256, 512]),
+        "use_spectral_norm": trial.suggest_categorical("use_spectral_norm", [False, True]),
+        "r1_gamma": trial.suggest_categorical("r1_gamma", [0.0, 0.01, 0.1, 1.0]),
+        "ema_halflife_images": trial.suggest_categorical("ema_halflife_images", [0.0, 5000.0, 20000.0]),
+        "lr_schedule": trial.suggest_categorical("lr_schedule", ["constant", "linear"]),
+    }
+    if loss == "wasserstein":
+        space["gp_weight"] = 0.1
+    return space

@@ -165,7 +165,7 @@ def test_each_phase_updates_only_its_own_nets(tmp_path):
     before = {n: [p.detach().clone() for p in net.parameters()] for n, net in trainer.nets.items()}
     trainer.phases = trainer.phases[:1]  # D only
     trainer._run_step()
-    changed = {n: any(not torch.equal(a, b) for a, b in zip(before[n], net.parameters()))
+    changed = {n: any(not torch.equal(a, b) for a, b in zip(before[n], net.parameters(), strict=False))
                for n, net in trainer.nets.items()}
     assert changed == {"gen": False, "disc": True}
 
@@ -199,3 +199,18 @@ def test_explicit_absent_device_is_an_input_error(tmp_path):
         pytest.skip("CUDA present")
     with pytest.raises(InputError, match="--device cuda"):
         Trainer(TinyTask(TinyConfig(out=str(tmp_path / "run"), device="cuda")))
+
+
+def test_periodic_evaluation_logs_and_can_stop_early(tmp_path):
+    seen = []
+
+    def on_evaluate(step, metrics):
+        seen.append((step, set(metrics)))
+        return step < 10  # stop at the second evaluation
+
+    cfg = TinyConfig(out=str(tmp_path / "run"), steps=20, eval_every_steps=5)
+    result = Trainer(TinyTask(cfg), on_evaluate=on_evaluate).train()
+    assert [s for s, _ in seen] == [5, 10] and seen[0][1] == {"eval/mean_x"}
+    assert result.stopped_early and result.step == 10 and "eval/mean_x" in result.evaluation
+    rows = _records(tmp_path / "run")
+    assert [r["step"] for r in rows if "eval/mean_x" in r] == [5, 10]

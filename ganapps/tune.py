@@ -1,0 +1,200 @@
+"""`ganapps tune TASK`: hyperparameter search with Optuna (TPE, random or grid; median pruning on the
+task's periodic evaluation), studies persisted in SQLite so a killed search resumes where it stopped.
+
+A task takes part by declaring, in its config module, `search_space(trial) -> dict` of option overrides,
+`SEARCH_GRID` (option -> list of values, for --sampler grid) and `OBJECTIVES` (metric -> "maximize" |
+"minimize"). This module is CLI-level code: the engine knows nothing of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from ._cli import print_json
+from .engine.config import resolve
+from .engine.errors import InputError
+
+app = typer.Typer(help="Hyperparameter search (Optuna) over a task's declared space.", no_args_is_help=True)
+
+# task name -> (config module, task module, config class, task class)
+TASKS = {"toy": ("ganapps.toy.config", "ganapps.toy.task", "ToyConfig", "ToyTask")}
+
+
+def _load_task(name: str):
+    if name not in TASKS:
+        raise InputError(f"tune {name}: no search space declared; tunable tasks: " + ", ".join(TASKS))
+    cfg_mod, task_mod, cfg_cls, task_cls = TASKS[name]
+    cm, tm = importlib.import_module(cfg_mod), importlib.import_module(task_mod)
+    return getattr(cm, cfg_cls), getattr(tm, task_cls), cm
+
+
+def run_study(task_name: str, *, trials: int, metric: str, study_dir: Path, sampler: str = "tpe",
+              base: dict[str, Any] | None = None, evals_per_trial: int = 4, seed: int = 0,
+              quiet: bool = False) -> dict[str, Any]:
+    """Run (or resume) a study; returns the best trial's value, options and the paths written."""
+    import optuna
+
+    from .engine.trainer import Trainer
+
+    cfg_cls, task_cls, cm = _load_task(task_name)
+    objectives: dict[str, str] = cm.OBJECTIVES
+    if metric not in objectives:
+        raise InputError(f"--metric {metric}: expected one of " + ", ".join(objectives))
+    direction = objectives[metric]
+    study_dir.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    if sampler == "tpe":
+        smp = optuna.samplers.TPESampler(seed=seed)
+    elif sampler == "random":
+        smp = optuna.samplers.RandomSampler(seed=seed)
+    elif sampler == "grid":
+        smp = optuna.samplers.GridSampler(cm.SEARCH_GRID, seed=seed)
+    else:
+        raise InputError(f"--sampler {sampler}: expected tpe, random or grid")
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = optuna.create_study(study_name=f"{task_name}-{metric}-{sampler}", storage=storage, sampler=smp,
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+                                direction=direction, load_if_exists=True)
+    base = dict(base or {})
+    base_cfg = resolve(cfg_cls, base)
+    key = f"eval/{metric}"
+
+    def objective(trial: optuna.Trial) -> float:
+        overrides = cm.search_space(trial) if sampler != "grid" else {
+            k: trial.suggest_categorical(k, v) for k, v in cm.SEARCH_GRID.items()}
+        out = study_dir / "trials" / f"trial_{trial.number}"
+        if out.exists():  # a trial cut off by a killed search starts over
+            import shutil
+
+            shutil.rmtree(out)
+        cfg = resolve(cfg_cls, base, None, {**overrides, "out": str(out), "quiet": True, "use_tensorboard": False,
+                                            "write_report": False,
+                                            "eval_every_steps": max(1, base_cfg.steps // evals_per_trial)})
+
+        def on_evaluate(step: int, metrics: dict[str, float]) -> bool:
+            value = metrics.get(key, math.nan)
+            trial.report(value if math.isfinite(value) else _worst(direction), step)
+            return not trial.should_prune()
+
+        result = Trainer(task_cls(cfg), on_warning=lambda _: None, on_evaluate=on_evaluate).train()
+        if result.stopped_early:
+            raise optuna.TrialPruned()
+        value = result.evaluation.get(key, math.nan)
+        for k, v in result.evaluation.items():
+            trial.set_user_attr(k, v)
+        return value if math.isfinite(value) else _worst(direction)
+
+    done = len([t for t in study.trials if t.state.is_finished()])
+    remaining = max(0, trials - done)
+    if remaining:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=trials, initial=done, unit="trial", disable=quiet) as bar:
+            study.optimize(objective, n_trials=remaining, callbacks=[lambda s, t: bar.update(1)])
+    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        raise InputError(f"{study_dir}: no trial completed; raise --trials or the steps per trial")
+    best = study.best_trial
+    best_cfg = resolve(cfg_cls, base, None, {**best.params, "out": f"runs/{task_name}-tuned"})
+    best_yaml = study_dir / "best.yaml"
+    data = {k: v for k, v in dataclasses.asdict(best_cfg).items() if k not in ("resume",)}
+    tmp = best_yaml.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, best_yaml)
+    table = _table(study, metric)
+    (study_dir / "trials.txt").write_text(table + "\n")
+    plot = _plot(study, study_dir / "history.png", metric)
+    return {"best_value": best.value, "best_params": best.params, "best_trial": best.number,
+            "trials": len(study.trials), "pruned": len([t for t in study.trials if t.state.name == "PRUNED"]),
+            "direction": direction, "best_config": str(best_yaml), "plot": str(plot), "table": table,
+            "study": storage}
+
+
+def _worst(direction: str) -> float:
+    return -1e9 if direction == "maximize" else 1e9
+
+
+def _table(study, metric: str) -> str:
+    rows = [f"{'trial':>5}  {'state':<8}  {metric:>12}  params"]
+    for t in study.trials:
+        value = f"{t.value:12.4f}" if t.value is not None else f"{'-':>12}"
+        params = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.params.items()))
+        rows.append(f"{t.number:>5}  {t.state.name:<8}  {value}  {params}")
+    return "\n".join(rows)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _plot(study, path: Path, metric: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [t for t in study.trials if t.value is not None]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.scatter([t.number for t in done], [t.value for t in done], s=14, label="trial")
+    best, best_line = None, []
+    for t in done:
+        if best is None or (t.value > best if study.direction.name == "MAXIMIZE" else t.value < best):
+            best = t.value
+        best_line.append(best)
+    ax.plot([t.number for t in done], best_line, color="tab:red", label="best so far")
+    pruned = [t.number for t in study.trials if t.state.name == "PRUNED"]
+    if pruned:
+        ax.scatter(pruned, [min(best_line or [0])] * len(pruned), marker="x", color="grey", label="pruned")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+@app.command("toy")
+def tune_toy(
+    trials: Annotated[int, typer.Option(help="trials in the study (a resumed study counts those done)")] = 20,
+    metric: Annotated[str, typer.Option(help="objective: high_quality, modes or reverse_kl")] = "high_quality",
+    sampler: Annotated[str, typer.Option(help="tpe (Bayesian), random or grid")] = "tpe",
+    study_dir: Annotated[Path, typer.Option("--study-dir", help="study folder (SQLite, trials, best.yaml)")] = Path(
+        "runs/tune-toy"),
+    dataset: Annotated[str, typer.Option(help="ring or grid")] = "ring",
+    steps: Annotated[int, typer.Option(help="training steps per trial")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed of the sampler and of every trial's training")] = 0,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML of fixed options for every trial")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
+) -> None:
+    """Search the 2D mixture task's learning rates, batch size, loss and stabilizers."""
+    if trials < 1 or steps < 1:
+        raise InputError("--trials and --steps must be >= 1")
+    base: dict[str, Any] = {}
+    if config is not None:
+        from .engine.config import load_yaml
+
+        base.update(load_yaml(config))
+    base.update({"dataset": dataset, "steps": steps, "seed": seed})
+    result = run_study("toy", trials=trials, metric=metric, study_dir=study_dir, sampler=sampler, base=base,
+                       seed=seed, quiet=quiet)
+    if not json_out:
+        print(result["table"])
+        print(f"best trial {result['best_trial']}: {metric} = {result['best_value']:.4f}  "
+              f"({result['pruned']} of {result['trials']} trials pruned)")
+        print(f"best config: {result['best_config']}  (ganapps toy train --config {result['best_config']})")
+        print(f"plot: {result['plot']}")
+    else:
+        print_json({k: v for k, v in result.items() if k != "table"})
