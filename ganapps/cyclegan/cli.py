@@ -1,0 +1,238 @@
+"""`ganapps cyclegan train | translate | evaluate`: options resolved here, the work done by one call each
+(engine trainer, `Translator`, metrics)."""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .._cli import print_json, train_command
+from ..engine.errors import InputError
+from .config import PRESETS, CycleGANConfig
+from .data import IMAGE_SUFFIXES
+
+app = typer.Typer(help="Unpaired image-to-image translation (CycleGAN): photo <-> painting, horse <-> zebra...",
+                  no_args_is_help=True)
+
+HELP = {
+    "data": "dataset root with trainA/ trainB/ (testA/ testB/); empty: the built-in photo <-> painting set",
+    "data_a": "folder of domain A images (with --data-b, instead of --data)",
+    "data_b": "folder of domain B images",
+    "channels": "image channels: 3 (RGB; gray replicated, alpha composited on white) or 1 (luma)",
+    "load_size": "resize images to this size (reference --load_size)",
+    "crop_size": "then crop to this size (reference --crop_size)",
+    "preprocess": "reference --preprocess",
+    "use_flip": "random horizontal flips", "cache_images": "decode small sets once into memory",
+    "cache_max_images": "largest set (A + B files) kept in memory", "strict": "a corrupt image is an error",
+    "gen": "generator", "disc": "discriminator: basic (70x70 PatchGAN), n_layers, pixel",
+    "n_layers_d": "PatchGAN layers when --disc n_layers", "ngf": "generator width", "ndf": "discriminator width",
+    "norm": "normalisation", "use_dropout": "dropout in the generator", "init": "weight init",
+    "init_gain": "init scale",
+    "loss": "GAN loss: lsgan, vanilla, nonsaturating, wasserstein, hinge or relativistic",
+    "lambda_a": "cycle loss weight A -> B -> A", "lambda_b": "cycle loss weight B -> A -> B",
+    "lambda_identity": "identity loss weight as a fraction of lambda (0: off)",
+    "pool_size": "image history pool size (0: off)", "lr_g": "generator learning rate",
+    "lr_d": "discriminator learning rate (TTUR when different)", "beta1": "Adam beta1", "beta2": "Adam beta2",
+    "n_critic": "D updates per G update", "real_label": "one-sided label smoothing target (1: off)",
+    "gp_weight": "WGAN-GP weight (0: off)", "r1_gamma": "R1 weight (0: off)", "r1_interval": "lazy R1 interval",
+    "use_spectral_norm": "spectral norm on the discriminators", "instance_noise_std": "instance noise std (annealed)",
+    "diffaug_policy": "DiffAugment policy on D inputs, e.g. color,translation,cutout",
+    "use_ada": "adapt the augmentation probability (ADA)", "ada_target": "ADA target r_t",
+    "lecam_weight": "LeCam weight (0: off)", "use_minibatch_std": "minibatch std layer in the PatchGAN",
+    "use_batched_calls": "batch generator and discriminator calls that share weights (same maths)",
+    "use_channels_last": "channels-last memory format",
+    "preview_images": "images per domain in the preview grid", "eval_images": "test images for the final metrics",
+    "log_every_steps": "log every N steps", "sample_every_steps": "preview every N steps",
+    "checkpoint_every_steps": "checkpoint every N steps", "keep_checkpoints": "checkpoints kept",
+    "nonfinite_patience": "non-finite steps in a row before a rollback",
+    "nonfinite_lr_factor": "LR factor at each rollback",
+}
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent.parent / "models" / "cyclegan-default"
+
+
+def default_model() -> Path:
+    """models/cyclegan-default, next to the package (source checkout or editable install)."""
+    return DEFAULT_MODEL
+
+
+def run_train(cfg: CycleGANConfig, *, json_out: bool) -> dict:
+    from ..engine.trainer import train
+    from .task import CycleGANTask
+
+    result = train(CycleGANTask(cfg))
+    ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
+    if not json_out:
+        figures = "  ".join(f"{k} {v:.1f}" for k, v in ev.items() if k.endswith(("/swd", "/swd_identity")))
+        print(f"{figures}  run {result.run_dir}".strip())
+    if result.interrupted:
+        raise typer.Exit(130)
+    return {**ev, "run": str(result.run_dir), "steps": result.step,
+            "samples": str(result.run_dir / "samples"), "verdicts": sorted({v.kind for v in result.verdicts})}
+
+
+train_command(app, "train", CycleGANConfig, run_train,
+              help="Train a CycleGAN on two image domains (the reference's recipe by default).",
+              task_help=HELP, presets=PRESETS)
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (their images) and glob patterns -> image files, in order, without repeats."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        elif any(ch in item for ch in "*?["):
+            matched = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            matched = [m for m in matched if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+            if not matched:
+                raise InputError(f"{item}: the pattern matches no image file")
+            files += matched
+        else:
+            raise InputError(f"{item}: no such file, folder or pattern")
+    seen, out = set(), []
+    for f in files:
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            out.append(f)
+    if not out:
+        raise InputError(f"{' '.join(inputs)}: no image files found (expected {', '.join(IMAGE_SUFFIXES)})")
+    return out
+
+
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="run folder, checkpoint folder or model folder; "  # noqa: UP045
+                                                  "default: models/cyclegan-default")]
+DirectionOpt = Annotated[str, typer.Option("--direction", help="a2b or b2a")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+
+
+def _translator(model: Path | None, device: str, tile_size: int, tile_overlap: int):
+    from .pipeline import Translator
+
+    path = model or default_model()
+    if model is None and not path.exists():
+        raise InputError(f"{path}: the default model is not installed; pass --model RUN|CKPT|MODEL")
+    dev = "cpu" if device == "auto" else device
+    if device == "auto":
+        import torch
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    return Translator.from_checkpoint(path, device=dev, tile_size=tile_size, tile_overlap=tile_overlap)
+
+
+@app.command("translate")
+def translate(
+    inputs: Annotated[list[str], typer.Argument(help="image files, folders or glob patterns")],
+    out: Annotated[Path, typer.Option("--out", help="output folder (names are kept)")],
+    model: ModelOpt = None,
+    direction: DirectionOpt = "a2b",
+    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="write input | output pictures")] = False,
+    tile_size: Annotated[int, typer.Option("--tile-size", help="translate larger images in tiles of this size")] = 1024,
+    tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="tile overlap in pixels")] = 128,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Translate images with a trained CycleGAN; each output keeps its input's file name."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from .data import read_image
+    from .pipeline import side_by_side as sbs
+    from .pipeline import to_pil, to_tensor
+
+    if direction not in ("a2b", "b2a"):
+        raise InputError(f"--direction {direction}: expected a2b or b2a")
+    files = expand_inputs(inputs)
+    names = [f.name for f in files]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"inputs share file names ({', '.join(dupes[:3])}): outputs would overwrite each other; "
+                         f"translate them into separate --out folders")
+    translator = _translator(model, device, tile_size, tile_overlap)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in tqdm(files, disable=quiet, unit="img", file=sys.stderr):
+        arr = read_image(f, translator.channels)
+        y = to_pil(translator.translate_tensor(to_tensor(arr), direction)[0])
+        if side_by_side:
+            y = sbs(to_pil(to_tensor(arr)[0]), y)
+        dest = out / f.name
+        if dest.suffix.lower() in (".jpg", ".jpeg") and y.mode not in ("RGB", "L"):
+            y = y.convert("RGB")
+        y.save(dest)
+        written.append(str(dest))
+    if json_out:
+        print_json({"outputs": written, "direction": direction, "count": len(written)})
+    elif not quiet:
+        print(f"{len(written)} image(s) -> {out}")
+
+
+@app.command("evaluate")
+def evaluate(
+    model: ModelOpt = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="dataset root with testA/ testB/ "  # noqa: UP045
+                                                 "(default: the built-in set)")] = None,
+    data_a: Annotated[Optional[Path], typer.Option("--data-a", help="test images of domain A")] = None,  # noqa: UP045
+    data_b: Annotated[Optional[Path], typer.Option("--data-b", help="test images of domain B")] = None,  # noqa: UP045
+    direction: Annotated[str, typer.Option("--direction", help="a2b, b2a or both")] = "both",
+    ground_truth: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--ground-truth", help="folder of true translations of the inputs (same file names): PSNR/SSIM")] = None,
+    inception_weights: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--inception-weights", help="pt_inception-2015-12-05 weights file: adds FID/KID")] = None,
+    size: Annotated[int, typer.Option("--size", help="images are resized and centre-cropped to this size")] = 128,
+    limit: Annotated[int, typer.Option("--limit", help="at most this many images per domain")] = 500,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score a model on test images: SWD and pixel-feature KID of translations against the target domain,
+    next to the untranslated inputs' scores; PSNR/SSIM with --ground-truth; FID/KID with --inception-weights."""
+    from .pipeline import evaluate_folders
+
+    if direction not in ("a2b", "b2a", "both"):
+        raise InputError(f"--direction {direction}: expected a2b, b2a or both")
+    if bool(data_a) != bool(data_b):
+        raise InputError("--data-a/--data-b: give both folders")
+    if data_a is None:
+        if data is None:
+            from data_recipes.cyclegan_builtin import build
+
+            data = build(quiet=quiet)
+        data_a, data_b = data / "testA", data / "testB"
+    if ground_truth is not None and direction == "both":
+        direction = "a2b"
+    translator = _translator(model, device, 1024, 128)
+    result = evaluate_folders(translator, data_a, data_b, direction=direction, size=size, limit=limit,
+                              ground_truth=ground_truth, inception_weights=inception_weights, progress=not quiet)
+    if json_out:
+        print_json(result)
+    else:
+        print(json.dumps(result, indent=1))
+
+
+@app.command("export")
+def export(
+    run: Annotated[Path, typer.Argument(help="run folder or checkpoint folder")],
+    out: Annotated[Path, typer.Option("--out", help="model folder to write (weights.safetensors + config.yaml)")],
+    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="store weights as float16 (loaded back as float32)")]
+    = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a small model folder holding only the generators, for `translate --model`."""
+    from .pipeline import export_model
+
+    result = export_model(run, out, fp16=fp16)
+    if json_out:
+        print_json(result)
+    else:
+        print(f"{result['weights']}  sha256 {result['sha256']}")

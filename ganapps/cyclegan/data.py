@@ -1,0 +1,228 @@
+"""CycleGAN data: the reference's folder layout (trainA/ trainB/ testA/ testB/) or two arbitrary folders,
+explicit decoding (8/16-bit, grayscale, palette, alpha), the reference's resize/crop/flip, and the unpaired
+dataset. Randomness comes from torch's RNG (the engine seeds each item). No training code here."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from ..engine.errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+
+
+class CorruptImage(InputError):
+    """An image file that cannot be decoded (the message names it)."""
+
+
+def list_images(folder: str | os.PathLike, role: str = "domain") -> list[Path]:
+    """Image files directly in `folder`, sorted by name; an error naming the folder when it is missing or empty."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: {role} folder not found (expected a folder of images)")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{folder}: {role} folder holds no images (expected files ending in "
+                         f"{', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def domain_folders(data: str = "", data_a: str = "", data_b: str = "", split: str = "train") -> tuple[Path, Path]:
+    """(folder of domain A, folder of domain B): `data/{split}A`, `data/{split}B` for the reference layout,
+    else the two folders given."""
+    if data_a or data_b:
+        return Path(data_a), Path(data_b)
+    root = Path(data)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found (expected {split}A/ and {split}B/ inside)")
+    return root / f"{split}A", root / f"{split}B"
+
+
+def to_array(im: Image.Image, channels: int, where: str = "image") -> np.ndarray:
+    """A PIL image -> (H, W, channels) uint8, converting explicitly:
+    16-bit and 32-bit integer -> 8-bit by scaling the full range (x / 257; the reference's convert('RGB')
+    clips them to 255 instead); float images are taken as [0, 1]; palette -> RGB(A);
+    RGBA / LA -> composited over white; gray -> replicated to 3 channels; colour -> luma (ITU-R 601-2,
+    PIL's "L") for 1 channel."""
+    if channels not in (1, 3):
+        raise InputError(f"{where}: channels={channels}, expected 1 or 3")
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(im).astype(np.float64)
+        if mode == "I" and arr.max() > 65535:
+            arr = arr / 2**24
+        arr = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)
+        im = Image.fromarray(arr, "L")
+    elif mode == "F":
+        arr = np.clip(np.asarray(im) * 255.0, 0, 255).round().astype(np.uint8)
+        im = Image.fromarray(arr, "L")
+    elif mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        im = im.convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im).convert("RGB")
+    if channels == 1:
+        im = im.convert("L")
+        return np.asarray(im)[:, :, None]
+    return np.asarray(im.convert("RGB"))
+
+
+def read_image(path: str | os.PathLike, channels: int = 3) -> np.ndarray:
+    """Decode an image file to (H, W, channels) uint8; CorruptImage naming the file when it cannot."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            return to_array(im, channels, str(path))
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        reason = str(e).splitlines()[0][:100] if str(e) else type(e).__name__
+        raise CorruptImage(f"{path}: unreadable or corrupt image ({reason})") from None
+
+
+def _resize(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    if arr.shape[1] == width and arr.shape[0] == height:
+        return arr
+    im = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    out = np.asarray(im.resize((width, height), Image.BICUBIC))
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+def fixed_transform(arr: np.ndarray, preprocess: str, load_size: int, crop_size: int) -> np.ndarray:
+    """The deterministic part of the reference's `get_transform` (bicubic resizes); (H, W, C) uint8."""
+    h, w = arr.shape[:2]
+    if preprocess == "resize_and_crop":
+        return _resize(arr, load_size, load_size)
+    if preprocess in ("scale_width", "scale_width_and_crop"):
+        if w == load_size and h >= crop_size:
+            return arr
+        return _resize(arr, load_size, int(max(load_size * h / w, crop_size)))
+    if preprocess == "none":  # sides to the nearest multiple of 4
+        nh, nw = max(4, int(round(h / 4) * 4)), max(4, int(round(w / 4) * 4))
+        return _resize(arr, nw, nh)
+    if preprocess == "crop":
+        return arr
+    raise InputError(f"preprocess={preprocess!r}: expected one of {', '.join(PREPROCESS)}")
+
+
+def random_transform(arr: np.ndarray, preprocess: str, crop_size: int, use_flip: bool,
+                     where: str = "image") -> torch.Tensor:
+    """Random crop (when the preprocess crops) and horizontal flip, then to (C, H, W) float32 in [-1, 1].
+    Draws from torch's global RNG."""
+    if preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
+        h, w = arr.shape[:2]
+        if h < crop_size or w < crop_size:
+            raise InputError(f"{where}: {w}x{h} pixels, smaller than crop_size={crop_size}; lower --crop-size "
+                             f"or use --preprocess resize_and_crop")
+        i = int(torch.randint(0, h - crop_size + 1, ()))
+        j = int(torch.randint(0, w - crop_size + 1, ()))
+        arr = arr[i:i + crop_size, j:j + crop_size]
+    if use_flip and float(torch.rand(())) < 0.5:
+        arr = arr[:, ::-1]
+    x = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)  # (C, H, W) uint8
+    return x.float() / 127.5 - 1.0
+
+
+class ImageSet:
+    """One domain's files, decoded on demand or once into memory (after the fixed resize).
+
+    Unreadable files are skipped with a warning naming each (an error with `strict`); a domain left with no
+    readable image is an error naming its folder."""
+
+    def __init__(self, folder: str | os.PathLike, *, channels: int, preprocess: str, load_size: int,
+                 crop_size: int, cache: bool, strict: bool, role: str = "domain"):
+        self.folder = Path(folder)
+        self.channels, self.preprocess = channels, preprocess
+        self.load_size, self.crop_size = load_size, crop_size
+        files = list_images(self.folder, role)
+        self.files: list[Path] = []
+        self.cache: list[np.ndarray] | None = [] if cache else None
+        for f in files:
+            try:
+                if self.cache is not None:
+                    self.cache.append(self._load(f))
+                else:
+                    with Image.open(f) as im:  # header only: catches non-images cheaply
+                        im.size  # noqa: B018
+            except (CorruptImage, OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+                self._skip(f, e, strict)
+                continue
+            self.files.append(f)
+        if not self.files:
+            raise InputError(f"{self.folder}: {role} folder has no readable image ({len(files)} files, all corrupt)")
+
+    @staticmethod
+    def _skip(path: Path, err: Exception, strict: bool) -> None:
+        msg = str(err) if isinstance(err, CorruptImage) else f"{path}: unreadable or corrupt image ({err})"
+        if strict:
+            raise CorruptImage(msg) from None
+        warnings.warn(f"{msg}; skipped", stacklevel=3)
+
+    def _load(self, path: Path) -> np.ndarray:
+        arr = read_image(path, self.channels)
+        return fixed_transform(arr, self.preprocess, self.load_size, self.crop_size)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def get(self, index: int) -> tuple[np.ndarray, Path]:
+        if self.cache is not None:
+            return self.cache[index], self.files[index]
+        for k in range(len(self.files)):  # a file that fails to decode late is skipped too
+            i = (index + k) % len(self.files)
+            try:
+                return self._load(self.files[i]), self.files[i]
+            except CorruptImage as e:
+                self._skip(self.files[i], e, strict=False)
+        raise InputError(f"{self.folder}: no readable image left")
+
+
+class UnpairedDataset(Dataset):
+    """The reference's `UnalignedDataset`: item i is A[i % |A|] with a uniformly random B, each through the
+    same preprocessing; length max(|A|, |B|). Items: {"a": (C, H, W), "b": (C, H, W)} in [-1, 1]."""
+
+    def __init__(self, folder_a: str | os.PathLike, folder_b: str | os.PathLike, *, channels: int = 3,
+                 preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256,
+                 use_flip: bool = True, cache: bool = True, cache_max_images: int = 5000, strict: bool = False):
+        if preprocess not in PREPROCESS:
+            raise InputError(f"preprocess={preprocess!r}: expected one of {', '.join(PREPROCESS)}")
+        n_files = sum(len(list_images(f, r)) for f, r in ((folder_a, "domain A"), (folder_b, "domain B")))
+        use_cache = cache and n_files <= cache_max_images
+        kw = dict(channels=channels, preprocess=preprocess, load_size=load_size, crop_size=crop_size,
+                  cache=use_cache, strict=strict)
+        self.a = ImageSet(folder_a, role="domain A", **kw)
+        self.b = ImageSet(folder_b, role="domain B", **kw)
+        self.preprocess, self.crop_size, self.use_flip = preprocess, crop_size, use_flip
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        arr_a, path_a = self.a.get(index % len(self.a))
+        arr_b, path_b = self.b.get(int(torch.randint(0, len(self.b), ())))
+        return {"a": random_transform(arr_a, self.preprocess, self.crop_size, self.use_flip, str(path_a)),
+                "b": random_transform(arr_b, self.preprocess, self.crop_size, self.use_flip, str(path_b))}
+
+
+def center_crop_or_resize(arr: np.ndarray, size: int) -> torch.Tensor:
+    """For evaluation: resize the short side to `size` (bicubic), centre-crop to size x size;
+    (C, size, size) float32 in [-1, 1]."""
+    h, w = arr.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    arr = _resize(arr, nw, nh)
+    i, j = (nh - size) // 2, (nw - size) // 2
+    arr = arr[i:i + size, j:j + size]
+    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / 127.5 - 1.0

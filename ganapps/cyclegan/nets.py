@@ -1,0 +1,197 @@
+"""CycleGAN's generators (ResNet 6/9 blocks, U-Net 128/256) and discriminators (PatchGAN n-layer, pixel),
+layer for layer as pytorch-CycleGAN-and-pix2pix's `networks.py`. Constructors take plain values.
+No training code and no engine imports beyond stabilizers here."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("instance", "batch", "none")
+GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
+DISCRIMINATORS = ("basic", "n_layers", "pixel")
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The reference's `get_norm_layer`: instance (no affine, no running stats), batch (affine, running
+    stats) or none."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: expected one of {', '.join(NORMS)}")
+
+
+def _use_bias(norm: str) -> bool:
+    # The reference gives convs a bias only with instance norm (batch norm has its own shift). With "none" it
+    # also drops the bias (its `norm_layer == InstanceNorm2d` test fails); we keep it, as a net without any
+    # normalisation needs one.
+    return norm != "batch"
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim: int, norm: str, use_dropout: bool, use_bias: bool):
+        super().__init__()
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(norm, dim),
+                                   nn.ReLU(True)]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=use_bias), norm_layer(norm, dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)  # (B, dim, H, W)
+
+
+class ResnetGenerator(nn.Module):
+    """Johnson et al. 2016's transformer net as CycleGAN uses it: c7s1-ngf, two stride-2 downsamplings,
+    `n_blocks` residual blocks at ngf*4, two transposed-conv upsamplings, c7s1 + tanh.
+    (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]; H and W multiples of 4."""
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, norm: str = "instance",
+                 use_dropout: bool = False, n_blocks: int = 9):
+        super().__init__()
+        bias = _use_bias(norm)
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7, bias=bias), norm_layer(norm, ngf),
+                                   nn.ReLU(True)]
+        for i in range(2):
+            mult = 2**i
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                       norm_layer(norm, ngf * mult * 2), nn.ReLU(True)]
+        for _ in range(n_blocks):
+            layers.append(ResnetBlock(ngf * 4, norm, use_dropout, bias))
+        for i in range(2):
+            mult = 2 ** (2 - i)
+            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
+                                          bias=bias),
+                       norm_layer(norm, ngf * mult // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        self.size_multiple = 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # (B, in_ch, H, W) -> (B, out_ch, H, W)
+
+
+class UnetSkipBlock(nn.Module):
+    """One U-Net level: down (LeakyReLU, conv 4x4/2, norm) -> submodule -> up (ReLU, convT 4x4/2, norm),
+    with the block's input concatenated to its output (except at the outermost level)."""
+
+    def __init__(self, outer: int, inner: int, in_ch: int | None = None, sub: nn.Module | None = None,
+                 outermost: bool = False, innermost: bool = False, norm: str = "instance",
+                 use_dropout: bool = False):
+        super().__init__()
+        self.outermost = outermost
+        bias = _use_bias(norm)
+        in_ch = outer if in_ch is None else in_ch
+        downconv = nn.Conv2d(in_ch, inner, 4, stride=2, padding=1, bias=bias)
+        if outermost:
+            down: list[nn.Module] = [downconv]
+            up: list[nn.Module] = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
+        elif innermost:
+            down = [downconv]
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
+        else:
+            down = [downconv, norm_layer(norm, inner)]
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
+            if use_dropout:
+                up.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*down, *([sub] if sub is not None else []), *up)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        # The reference's in-place LeakyReLU(x) rewrites x before the concatenation, so its skip connection
+        # carries leaky_relu(x); written out here without the in-place trick.
+        h = nn.functional.leaky_relu(x, 0.2)
+        return torch.cat([h, self.model(h)], 1)  # (B, outer, H, W) -> (B, 2 * outer, H, W)
+
+
+class UnetGenerator(nn.Module):
+    """Ronneberger et al.'s U-Net as pix2pix/CycleGAN build it: `num_downs` halvings (7 for unet_128, 8 for
+    unet_256), so H and W must be multiples of 2^num_downs. (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]."""
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, num_downs: int = 8, ngf: int = 64, norm: str = "instance",
+                 use_dropout: bool = False):
+        super().__init__()
+        block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        for _ in range(num_downs - 5):
+            block = UnetSkipBlock(ngf * 8, ngf * 8, sub=block, norm=norm, use_dropout=use_dropout)
+        block = UnetSkipBlock(ngf * 4, ngf * 8, sub=block, norm=norm)
+        block = UnetSkipBlock(ngf * 2, ngf * 4, sub=block, norm=norm)
+        block = UnetSkipBlock(ngf, ngf * 2, sub=block, norm=norm)
+        self.model = UnetSkipBlock(out_ch, ngf, in_ch=in_ch, sub=block, outermost=True, norm=norm)
+        self.size_multiple = 2**num_downs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # (B, in_ch, H, W) -> (B, out_ch, H, W)
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN (Isola et al. 2017): `n_layers` stride-2 4x4 convs, one stride-1, then a 1-channel map of raw
+    scores, one per 70x70 patch for n_layers=3. (B, in_ch, H, W) -> (B, 1, H', W')."""
+
+    def __init__(self, in_ch: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
+                 use_minibatch_std: bool = False):
+        super().__init__()
+        bias = _use_bias(norm)
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers):
+            prev, mult = mult, min(2**n, 8)
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=bias),
+                       norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+        prev, mult = mult, min(2**n_layers, 8)
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias),
+                   norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+        if use_minibatch_std:  # Karras et al. 2018; an option, not in the reference
+            from ..engine.stabilizers import MinibatchStdDev
+
+            layers.append(MinibatchStdDev(group_size=4))
+        layers.append(nn.Conv2d(ndf * mult + (1 if use_minibatch_std else 0), 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # (B, in_ch, H, W) -> (B, 1, H', W')
+
+
+class PixelDiscriminator(nn.Module):
+    """1x1 PatchGAN ("pixelGAN"): judges each pixel's colour alone. (B, in_ch, H, W) -> (B, 1, H, W)."""
+
+    def __init__(self, in_ch: int = 3, ndf: int = 64, norm: str = "instance"):
+        super().__init__()
+        bias = _use_bias(norm)
+        self.net = nn.Sequential(
+            nn.Conv2d(in_ch, ndf, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, 1, bias=bias), norm_layer(norm, ndf * 2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * 2, 1, 1, bias=bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, in_ch, H, W) -> (B, 1, H, W)
+
+
+def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
+    """The reference's `define_G` names: resnet_9blocks, resnet_6blocks, unet_128, unet_256."""
+    if kind == "resnet_9blocks":
+        return ResnetGenerator(in_ch, out_ch, ngf, norm, use_dropout, n_blocks=9)
+    if kind == "resnet_6blocks":
+        return ResnetGenerator(in_ch, out_ch, ngf, norm, use_dropout, n_blocks=6)
+    if kind == "unet_128":
+        return UnetGenerator(in_ch, out_ch, 7, ngf, norm, use_dropout)
+    if kind == "unet_256":
+        return UnetGenerator(in_ch, out_ch, 8, ngf, norm, use_dropout)
+    raise ValueError(f"unknown generator {kind!r}: expected one of {', '.join(GENERATORS)}")
+
+
+def build_discriminator(kind: str, in_ch: int, ndf: int, n_layers: int, norm: str,
+                        use_minibatch_std: bool = False) -> nn.Module:
+    """The reference's `define_D` names: basic (PatchGAN, 3 layers), n_layers, pixel."""
+    if kind == "basic":
+        return NLayerDiscriminator(in_ch, ndf, 3, norm, use_minibatch_std)
+    if kind == "n_layers":
+        return NLayerDiscriminator(in_ch, ndf, n_layers, norm, use_minibatch_std)
+    if kind == "pixel":
+        return PixelDiscriminator(in_ch, ndf, norm)
+    raise ValueError(f"unknown discriminator {kind!r}: expected one of {', '.join(DISCRIMINATORS)}")

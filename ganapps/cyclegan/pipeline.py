@@ -1,0 +1,340 @@
+"""Inference for CycleGAN: `Translator` loads a run, checkpoint or model folder and translates tensors, arrays,
+PIL images, files and folders, either direction, any size (overlapping tiles beyond a size limit).
+Imports the engine's checkpoint/metrics code and this package's config, data and nets; never training code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..engine import checkpoint as ckpt
+from ..engine.config import from_yaml
+from ..engine.errors import InputError
+from .config import CycleGANConfig
+from .data import IMAGE_SUFFIXES, list_images, read_image, to_array
+from .nets import build_generator
+
+DIRECTIONS = ("a2b", "b2a")
+
+
+def _blend_ramp(length: int, overlap: int, left: bool, right: bool) -> torch.Tensor:
+    """1-D tile weights: 0 over the first quarter of an interior overlap, a linear ramp to 1 over its middle
+    half, 1 inside. Two neighbours' ramps sum to 1, and only pixels at least overlap/4 from a tile's cut
+    edge count, so a net whose receptive radius is <= overlap/4 tiles exactly."""
+    w = torch.ones(length)
+    if overlap <= 0:
+        return w
+    d = torch.arange(length, dtype=torch.float32) + 0.5
+    ramp = ((d - overlap / 4) / (overlap / 2)).clamp(0, 1)
+    if left:
+        w = torch.minimum(w, ramp)
+    if right:
+        w = torch.minimum(w, ramp.flip(0))
+    return w
+
+
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, stride))
+    return starts + [size - tile]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, int, int]:
+    """Pad (B, C, H, W) on the bottom/right to multiples of `multiple` (reflect, replicate when the pad is
+    too large to reflect); returns (padded, H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, h, w
+
+
+@torch.no_grad()
+def run_tiled(net: nn.Module, x: torch.Tensor, *, multiple: int = 4, tile_size: int = 1024,
+              tile_overlap: int = 128) -> torch.Tensor:
+    """net(x) for (B, C, H, W) of any size: padded to `multiple`; beyond `tile_size` it runs on overlapping
+    tiles (starts on the `multiple` grid, so strided nets see the same pixel phase) blended with
+    `_blend_ramp` weights, keeping memory bounded by the tile size. Returns (B, C_out, H, W) float32."""
+    if tile_size % multiple or tile_overlap % multiple or tile_overlap >= tile_size:
+        raise InputError(f"tile_size={tile_size}, tile_overlap={tile_overlap}: expected multiples of {multiple}, "
+                         f"overlap < tile size")
+    xp, h, w = pad_to_multiple(x, multiple)
+    hp, wp = xp.shape[-2:]
+    if hp <= tile_size and wp <= tile_size:
+        return net(xp).float()[..., :h, :w]
+    stride = tile_size - tile_overlap
+    out = acc = None
+    ys, xs = _starts(hp, tile_size, stride), _starts(wp, tile_size, stride)
+    for i, y0 in enumerate(ys):
+        for j, x0 in enumerate(xs):
+            tile = xp[..., y0:y0 + tile_size, x0:x0 + tile_size]
+            y = net(tile).float()  # (B, C_out, th, tw)
+            th, tw = y.shape[-2:]
+            wy = _blend_ramp(th, tile_overlap, i > 0, i < len(ys) - 1)
+            wx = _blend_ramp(tw, tile_overlap, j > 0, j < len(xs) - 1)
+            wgt = (wy[:, None] * wx[None, :]).to(y.device)  # (th, tw)
+            if out is None:
+                out = y.new_zeros(y.shape[0], y.shape[1], hp, wp)
+                acc = y.new_zeros(hp, wp)
+            out[..., y0:y0 + th, x0:x0 + tw] += y * wgt
+            acc[y0:y0 + th, x0:x0 + tw] += wgt
+    return (out / acc.clamp_min(1e-8))[..., :h, :w]
+
+
+def _as_tensor(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, bool]:
+    if x.ndim == 3:
+        x, squeeze = x[None], True
+    elif x.ndim == 4:
+        squeeze = False
+    else:
+        raise InputError(f"tensor of shape {tuple(x.shape)}: expected (C, H, W) or (B, C, H, W) in [-1, 1]")
+    if x.shape[1] != channels:
+        raise InputError(f"tensor with {x.shape[1]} channels: the model expects {channels} (shape "
+                         f"{tuple(x.shape)}, channels on axis 1)")
+    if not x.is_floating_point():
+        raise InputError(f"tensor of dtype {x.dtype}: expected float in [-1, 1]")
+    if x.numel() and (x.min() < -1.001 or x.max() > 1.001):
+        raise InputError(f"tensor values in [{float(x.min()):.3g}, {float(x.max()):.3g}]: expected [-1, 1]")
+    return x.float(), squeeze
+
+
+def to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """(H, W, C) uint8 -> (1, C, H, W) float32 in [-1, 1]."""
+    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [-1, 1] -> (H, W, C) uint8."""
+    return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    arr = to_uint8(x)
+    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+
+
+class Translator:
+    """Translate images A -> B (`direction="a2b"`) or B -> A with a trained CycleGAN's generators.
+
+    Call it on: a tensor (C, H, W) or (B, C, H, W) in [-1, 1] -> a tensor of the same shape (CPU, float32);
+    a uint8 array (H, W) or (H, W, C) -> a uint8 array (H, W, channels); a PIL image -> a PIL image;
+    a file path -> a PIL image; a folder -> {path: PIL image}; a list of any of these -> a list.
+    Sizes need not match the training crop: inputs are padded to the net's multiple and, beyond
+    `tile_size` pixels, translated in overlapping tiles.
+
+    >>> t = Translator.from_checkpoint("models/cyclegan-default")  # doctest: +SKIP
+    >>> painted = t("photo.jpg")  # doctest: +SKIP
+    """
+
+    def __init__(self, gen_ab: nn.Module, gen_ba: nn.Module, *, channels: int = 3, multiple: int = 4,
+                 tile_size: int = 1024, tile_overlap: int = 128, device: str | torch.device = "cpu",
+                 use_amp: bool = False):
+        self.device = torch.device(device)
+        self.nets = {"a2b": gen_ab.to(self.device).eval(), "b2a": gen_ba.to(self.device).eval()}
+        self.channels, self.multiple = channels, multiple
+        self.tile_size = max(multiple, tile_size // multiple * multiple)
+        self.tile_overlap = tile_overlap // multiple * multiple
+        self.use_amp = use_amp
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu", use_ema: bool = True,
+                        **kwargs: Any) -> Translator:
+        """From a run folder (its latest checkpoint), a checkpoint folder, or a model folder
+        (weights.safetensors + config.yaml). EMA generators are used when present and `use_ema`.
+        fp16-stored weights are loaded back to float32."""
+        folder = ckpt.resolve(path)
+        cfg_file = folder / ckpt.CONFIG
+        if not cfg_file.is_file():
+            raise InputError(f"{folder}: no {ckpt.CONFIG} next to the weights (needed to rebuild the generators)")
+        cfg = from_yaml(CycleGANConfig, cfg_file)
+        weights = ckpt.load_weights(folder)
+        nets = []
+        for name in ("gen_ab", "gen_ba"):
+            sd = weights.get(f"{name}_ema") if use_ema and f"{name}_ema" in weights else weights.get(name)
+            if sd is None:
+                raise InputError(f"{folder / ckpt.WEIGHTS}: no weights for {name} (is this a CycleGAN model?)")
+            net = build_generator(cfg.gen, cfg.channels, cfg.channels, cfg.ngf, cfg.norm, cfg.use_dropout)
+            try:
+                net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+            except RuntimeError as e:
+                raise InputError(f"{folder / ckpt.WEIGHTS}: weights do not fit the {cfg.gen} generator in "
+                                 f"{cfg_file} ({str(e).splitlines()[0][:100]})") from None
+            nets.append(net)
+        translator = cls(*nets, channels=cfg.channels, multiple=nets[0].size_multiple, device=device, **kwargs)
+        translator.config = cfg
+        return translator
+
+    def translate_tensor(self, x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
+        """(B, C, H, W) float32 in [-1, 1] -> (B, C, H, W) float32 in [-1, 1] on the CPU."""
+        if direction not in DIRECTIONS:
+            raise InputError(f"direction={direction!r}: expected a2b or b2a")
+        net = self.nets[direction]
+        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
+        with torch.no_grad(), ctx:
+            outs = [run_tiled(net, xi[None].to(self.device), multiple=self.multiple, tile_size=self.tile_size,
+                              tile_overlap=self.tile_overlap) for xi in x]
+        return torch.cat(outs).float().cpu().clamp(-1, 1)
+
+    def __call__(self, x: Any, direction: str = "a2b") -> Any:
+        if isinstance(x, list | tuple):
+            return [self(item, direction) for item in x]
+        if isinstance(x, torch.Tensor):
+            t, squeeze = _as_tensor(x, self.channels)
+            y = self.translate_tensor(t, direction)
+            return y[0] if squeeze else y
+        if isinstance(x, Image.Image):
+            return to_pil(self.translate_tensor(to_tensor(to_array(x, self.channels, "PIL image")), direction)[0])
+        if isinstance(x, np.ndarray):
+            if x.dtype != np.uint8 or x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] not in (1, 3, 4)):
+                raise InputError(f"array of dtype {x.dtype} and shape {x.shape}: expected uint8 (H, W) or "
+                                 f"(H, W, C) with C in 1, 3, 4 (use a float tensor (C, H, W) in [-1, 1] otherwise)")
+            im = Image.fromarray(x[:, :, 0] if x.ndim == 3 and x.shape[2] == 1 else x)
+            return to_uint8(self.translate_tensor(to_tensor(to_array(im, self.channels, "array")), direction)[0])
+        if isinstance(x, str | os.PathLike):
+            p = Path(x)
+            if p.is_dir():
+                return {f: self(f, direction) for f in list_images(p, "input")}
+            if not p.is_file():
+                raise InputError(f"{p}: no such file or folder")
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                raise InputError(f"{p}: not an image file (expected {', '.join(IMAGE_SUFFIXES)})")
+            return to_pil(self.translate_tensor(to_tensor(read_image(p, self.channels)), direction)[0])
+        raise InputError(f"cannot translate a {type(x).__name__}: expected a tensor, array, PIL image, path or list")
+
+
+def side_by_side(left: Image.Image, right: Image.Image, gap: int = 4) -> Image.Image:
+    """Input | output on one white canvas."""
+    w, h = left.width + gap + right.width, max(left.height, right.height)
+    canvas = Image.new("RGB", (w, h), (255, 255, 255))
+    canvas.paste(left.convert("RGB"), (0, 0))
+    canvas.paste(right.convert("RGB"), (left.width + gap, 0))
+    return canvas
+
+
+def preview_grid(rows: list[list[torch.Tensor]], gap: int = 2) -> torch.Tensor:
+    """Blocks of columns, e.g. [[real_a, fake_b, rec_a], [real_b, fake_a, rec_b]], each (N, C, H, W) of one
+    size, -> one (C, H', W') picture in [-1, 1]: one line per image, the columns side by side, white gaps."""
+    lines = []
+    for cols in rows:
+        for i in range(len(cols[0])):
+            cells = []
+            for col in cols:
+                cells += [col[i].detach().float().cpu(), torch.ones(col.shape[1], col.shape[2], gap)]
+            lines += [torch.cat(cells[:-1], 2), None]
+    width = max(t.shape[2] for t in lines if t is not None)
+    c = next(t for t in lines if t is not None).shape[0]
+    out = [F.pad(t, (0, width - t.shape[2]), value=1.0) if t is not None else torch.ones(c, gap, width)
+           for t in lines[:-1]]
+    return torch.cat(out, 1)
+
+
+def translation_metrics(translated: torch.Tensor, target: torch.Tensor, source: torch.Tensor) -> dict[str, float]:
+    """How close translated images (N, C, H, W) are to the target domain (M, C, H, W), next to the identity
+    baseline (the untranslated `source`): SWD x 1e3 (ProGAN, Laplacian-pyramid patches; lower is better)
+    and KID on 16x16 pixel features (x 1e3). All in [-1, 1], one size, sides >= 16."""
+    from ..engine.metrics import PixelExtractor, kid_from_features, sliced_wasserstein_distance
+
+    pix = PixelExtractor(16)
+    f_t, f_x, f_s = (pix(x).numpy() for x in (target, translated, source))
+    n = min(len(f_t), len(f_x), 1000)
+    out = {
+        "swd": sliced_wasserstein_distance(target, translated).mean,
+        "swd_identity": sliced_wasserstein_distance(target, source).mean,
+        "kid_pixels_x1e3": 1e3 * kid_from_features(f_t, f_x, num_subsets=50, subset_size=n).mean,
+        "kid_pixels_identity_x1e3": 1e3 * kid_from_features(f_t, f_s, num_subsets=50, subset_size=n).mean,
+    }
+    return {k: float(v) for k, v in out.items()}
+
+
+def _load_folder(folder: str | os.PathLike, channels: int, size: int, limit: int, role: str):
+    from .data import center_crop_or_resize
+
+    files = list_images(folder, role)[:limit]
+    return files, torch.stack([center_crop_or_resize(read_image(f, channels), size) for f in files])
+
+
+def evaluate_folders(translator: Translator, folder_a: str | os.PathLike, folder_b: str | os.PathLike, *,
+                     direction: str = "both", size: int = 128, limit: int = 500,
+                     ground_truth: str | os.PathLike | None = None,
+                     inception_weights: str | os.PathLike | None = None, progress: bool = False) -> dict:
+    """Translate test folders (images resized and centre-cropped to `size`) and score them offline:
+    `translation_metrics` per direction (SWD and pixel KID vs the target domain, and the identity baseline);
+    with `ground_truth` (true translations of the inputs, matched by file name) mean PSNR (dB) and SSIM, next
+    to the inputs' own; with `inception_weights` FID and KID (x 1e3) on Inception pool3 features."""
+    from ..engine.metrics import psnr, ssim
+
+    ch = translator.channels
+    files_a, imgs_a = _load_folder(folder_a, ch, size, limit, "domain A")
+    files_b, imgs_b = _load_folder(folder_b, ch, size, limit, "domain B")
+    directions = list(DIRECTIONS) if direction == "both" else [direction]
+    extractor = None
+    if inception_weights is not None:
+        from ..engine.metrics import InceptionExtractor
+
+        extractor = InceptionExtractor(inception_weights)
+    result: dict[str, Any] = {"images_a": len(files_a), "images_b": len(files_b), "size": size}
+    from tqdm.auto import tqdm
+
+    for d in tqdm(directions, disable=not progress, unit="direction"):
+        src, tgt, src_files = (imgs_a, imgs_b, files_a) if d == "a2b" else (imgs_b, imgs_a, files_b)
+        fake = torch.cat([translator.translate_tensor(src[i:i + 16], d) for i in range(0, len(src), 16)])
+        if min(len(src), len(tgt)) >= 2:
+            result.update({f"{d}/{k}": v for k, v in translation_metrics(fake, tgt, src).items()})
+        if ground_truth is not None:
+            gt_dir = Path(ground_truth)
+            missing = [f.name for f in src_files if not (gt_dir / f.name).is_file()]
+            if missing:
+                raise InputError(f"{gt_dir}: no ground truth for {missing[0]} ({len(missing)} missing); expected "
+                                 f"files named as the inputs")
+            from .data import center_crop_or_resize
+
+            gt = torch.stack([center_crop_or_resize(read_image(gt_dir / f.name, ch), size) for f in src_files])
+            result[f"{d}/psnr_db"] = float(psnr(fake, gt).mean())
+            result[f"{d}/ssim"] = float(ssim(fake, gt).mean())
+            result[f"{d}/psnr_identity_db"] = float(psnr(src, gt).mean())
+            result[f"{d}/ssim_identity"] = float(ssim(src, gt).mean())
+        if extractor is not None:
+            from ..engine.metrics import fid_from_features, kid_from_features
+
+            f_t, f_x = extractor(tgt).numpy(), extractor(fake).numpy()
+            result[f"{d}/fid"] = float(fid_from_features(f_t, f_x))
+            n = min(len(f_t), len(f_x), 1000)
+            result[f"{d}/kid_x1e3"] = 1e3 * kid_from_features(f_t, f_x, subset_size=n).mean
+    return result
+
+
+def export_model(run: str | os.PathLike, dest: str | os.PathLike, *, fp16: bool = True) -> dict[str, str]:
+    """Write a shipped model folder from a run/checkpoint: weights.safetensors holding only the generators
+    (EMA copies when present, stored as gen_ab/gen_ba; float16 when `fp16`, loaded back as float32) and
+    config.yaml. Returns {"weights": path, "sha256": hex digest}."""
+    import hashlib
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder = ckpt.resolve(run)
+    weights = ckpt.load_weights(folder)
+    keep = {}
+    for name in ("gen_ab", "gen_ba"):
+        sd = weights.get(f"{name}_ema", weights.get(name))
+        if sd is None:
+            raise InputError(f"{folder}: no {name} weights (is this a CycleGAN run?)")
+        keep[name] = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in sd.items()}
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / ckpt.WEIGHTS
+    save_file(ckpt.flatten_weights(keep), str(out), metadata={"format": "ganapps", "dtype": "float16" if fp16
+                                                               else "float32"})
+    shutil.copyfile(folder / ckpt.CONFIG, dest / ckpt.CONFIG)
+    return {"weights": str(out), "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}

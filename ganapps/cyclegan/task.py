@@ -1,0 +1,278 @@
+"""Training logic of CycleGAN (Zhu et al. 2017, "Unpaired Image-to-Image Translation using Cycle-Consistent
+Adversarial Networks") on the engine's task protocol, with the reference's maths and update order:
+G step (D frozen) on GAN + cycle + identity losses, then D_A and D_B on real vs pooled fakes, each x 0.5.
+
+Names: gen_ab maps A -> B (the reference's G_A), gen_ba maps B -> A (G_B); disc_b judges domain B (D_A),
+disc_a judges domain A (D_B). Imports the engine and this package only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..engine import stabilizers as stab
+from ..engine.augment import AdaptiveAugment, DiffAugment
+from ..engine.losses import get_loss
+from ..engine.task import OptimizerSpec, Phase, StepContext
+from .config import CycleGANConfig
+from .data import UnpairedDataset, domain_folders, list_images
+from .nets import build_discriminator, build_generator
+from .pipeline import preview_grid, translation_metrics
+
+
+def train_folders(cfg: CycleGANConfig) -> tuple[str, str, str]:
+    """(dataset root or "", folder A, folder B) for training; the built-in dataset when no data is given."""
+    data = cfg.data
+    if not data and not cfg.data_a:
+        from data_recipes.cyclegan_builtin import build
+
+        data = str(build(quiet=cfg.quiet))
+    a, b = domain_folders(data, cfg.data_a, cfg.data_b, "train")
+    return data, str(a), str(b)
+
+
+class CycleGANTask:
+    def __init__(self, config: CycleGANConfig):
+        c = self.config = config
+        self.gan_loss = get_loss(c.loss, real_label=c.real_label) if c.real_label != 1.0 else get_loss(c.loss)
+        self.pool_a = stab.ImagePool(c.pool_size)  # history of fake A images, shown to disc_a
+        self.pool_b = stab.ImagePool(c.pool_size)
+        self.noise = stab.InstanceNoise(c.instance_noise_std, c.steps)
+        self.augment = DiffAugment(c.diffaug_policy, p=0.0 if c.use_ada else 1.0) if c.diffaug_policy else None
+        self.ada = AdaptiveAugment(c.ada_target) if c.use_ada else None
+        self.lecam = {"a": stab.LeCam(), "b": stab.LeCam()} if c.lecam_weight > 0 else None
+        # Instance norm (and none) treats every image alone, so stacking images into one call is exact;
+        # batch norm would mix their statistics, so it keeps the reference's separate calls.
+        self.batched = c.use_batched_calls and c.norm != "batch"
+        self.memory_format = torch.channels_last if c.use_channels_last else torch.contiguous_format
+        self._data_root = ""
+
+    # -- protocol
+    def build_nets(self) -> dict[str, nn.Module]:
+        c = self.config
+        nets = {
+            "gen_ab": build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout),
+            "gen_ba": build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout),
+            "disc_a": build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std),
+            "disc_b": build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std),
+        }
+        for name, net in nets.items():
+            stab.init_weights(net, c.init, c.init_gain)
+            if c.use_spectral_norm and name.startswith("disc"):
+                stab.apply_spectral_norm(net)
+            net.to(memory_format=self.memory_format)
+        return nets
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        c = self.config
+        return {"gen": OptimizerSpec(("gen_ab", "gen_ba"), c.lr_g, (c.beta1, c.beta2)),
+                "disc": OptimizerSpec(("disc_a", "disc_b"), c.lr_d, (c.beta1, c.beta2))}
+
+    def phases(self) -> list[Phase]:
+        c = self.config
+        phases = [Phase("G", "gen", self.g_loss), Phase("D", "disc", self.d_loss, repeats=c.n_critic)]
+        if c.r1_gamma > 0:
+            phases.append(Phase("D-reg", "disc", self.d_reg_loss, every=c.r1_interval))
+        return phases
+
+    def dataset(self) -> UnpairedDataset:
+        c = self.config
+        self._data_root, a, b = train_folders(c)
+        return UnpairedDataset(a, b, channels=c.channels, preprocess=c.preprocess, load_size=c.load_size,
+                               crop_size=c.crop_size, use_flip=c.use_flip, cache=c.cache_images,
+                               cache_max_images=c.cache_max_images, strict=c.strict)
+
+    def ema_nets(self) -> tuple[str, ...]:
+        return ("gen_ab", "gen_ba")
+
+    def state_dict(self) -> dict:
+        state: dict = {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+        if self.ada is not None:
+            state["ada"] = self.ada.state_dict()
+        if self.lecam is not None:
+            state["lecam"] = {k: v.state_dict() for k, v in self.lecam.items()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pool_a.load_state_dict(state["pool_a"])
+        self.pool_b.load_state_dict(state["pool_b"])
+        if self.ada is not None and "ada" in state:
+            self.ada.load_state_dict(state["ada"])
+            self.augment.p = self.ada.p  # type: ignore[union-attr]
+        if self.lecam is not None and "lecam" in state:
+            for k, v in self.lecam.items():
+                v.load_state_dict(state["lecam"][k])
+
+    # -- helpers
+    def _reals(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        return (batch["a"].contiguous(memory_format=self.memory_format),
+                batch["b"].contiguous(memory_format=self.memory_format))
+
+    def _d_in(self, x: torch.Tensor, step: int) -> torch.Tensor:
+        """What every D sees, real or fake: optional instance noise, then optional DiffAugment."""
+        x = self.noise(x, step)
+        return self.augment(x) if self.augment is not None else x
+
+    def _disc_pair(self, disc: nn.Module, real: torch.Tensor, fake: torch.Tensor, step: int):
+        """D's raw outputs on a real and a fake batch; one call on both when that is exact."""
+        if self.batched and real.shape == fake.shape:
+            out = disc(self._d_in(torch.cat([real, fake]), step))  # (2B, 1, h, w)
+            return out[: len(real)], out[len(real):]
+        return disc(self._d_in(real, step)), disc(self._d_in(fake, step))
+
+    def translate_all(self, gen_ab: nn.Module, gen_ba: nn.Module, real_a: torch.Tensor, real_b: torch.Tensor,
+                      identity: bool) -> dict[str, torch.Tensor]:
+        """The reference's forward (fake_b, rec_a, fake_a, rec_b) plus, with `identity`, same_b = gen_ab(real_b)
+        and same_a = gen_ba(real_a): 3 generator calls instead of 6 when batching is exact."""
+        n = len(real_a)
+        if self.batched and real_a.shape == real_b.shape:
+            out = gen_ab(torch.cat([real_a, real_b]) if identity else real_a)  # (2B | B, C, H, W)
+            fake_b = out[:n]
+            r = {"fake_b": fake_b}
+            if identity:
+                r["same_b"] = out[n:]
+            out = gen_ba(torch.cat([real_b, fake_b, real_a] if identity else [real_b, fake_b]))  # (3B | 2B, C, H, W)
+            r["fake_a"], r["rec_a"] = out[:n], out[n:2 * n]
+            if identity:
+                r["same_a"] = out[2 * n:]
+            r["rec_b"] = gen_ab(r["fake_a"])
+            return r
+        r = {"fake_b": gen_ab(real_a)}
+        r["rec_a"] = gen_ba(r["fake_b"])
+        r["fake_a"] = gen_ba(real_b)
+        r["rec_b"] = gen_ab(r["fake_a"])
+        if identity:
+            r["same_b"], r["same_a"] = gen_ab(real_b), gen_ba(real_a)
+        return r
+
+    # -- phases
+    def g_loss(self, batch: dict, ctx: StepContext) -> dict:
+        """The reference's `backward_G`: LSGAN (or the chosen loss) on both fakes, L1 cycle x lambda, L1
+        identity x lambda x lambda_identity. D is frozen by the trainer during this phase."""
+        c, step = self.config, ctx.step
+        real_a, real_b = self._reals(batch)
+        disc_a, disc_b = ctx.nets["disc_a"], ctx.nets["disc_b"]
+        identity = c.lambda_identity > 0
+        t = self.translate_all(ctx.nets["gen_ab"], ctx.nets["gen_ba"], real_a, real_b, identity)
+        relativistic = self.gan_loss.name == "relativistic"
+        d_real_b = disc_b(self._d_in(real_b, step)) if relativistic else None
+        d_real_a = disc_a(self._d_in(real_a, step)) if relativistic else None
+        loss_g_ab = self.gan_loss.g(disc_b(self._d_in(t["fake_b"], step)), d_real_b)
+        loss_g_ba = self.gan_loss.g(disc_a(self._d_in(t["fake_a"], step)), d_real_a)
+        loss_cycle_a = F.l1_loss(t["rec_a"], real_a) * c.lambda_a
+        loss_cycle_b = F.l1_loss(t["rec_b"], real_b) * c.lambda_b
+        loss = loss_g_ab + loss_g_ba + loss_cycle_a + loss_cycle_b
+        logs = {"loss/g_ab": loss_g_ab.detach(), "loss/g_ba": loss_g_ba.detach(),
+                "loss/cycle_a": loss_cycle_a.detach(), "loss/cycle_b": loss_cycle_b.detach()}
+        if identity:
+            loss_idt_b = F.l1_loss(t["same_b"], real_b) * c.lambda_b * c.lambda_identity
+            loss_idt_a = F.l1_loss(t["same_a"], real_a) * c.lambda_a * c.lambda_identity
+            loss = loss + loss_idt_a + loss_idt_b
+            logs.update({"loss/idt_a": loss_idt_a.detach(), "loss/idt_b": loss_idt_b.detach()})
+        # The D step sees the fakes made before this G update, as in the reference.
+        ctx.scratch.update(batch=batch, fake_a=t["fake_a"].detach(), fake_b=t["fake_b"].detach())
+        logs["loss/g"] = loss.detach()
+        return {"loss": loss, **logs}
+
+    def d_loss(self, batch: dict, ctx: StepContext) -> dict:
+        """The reference's `backward_D_A` then `backward_D_B`: 0.5 x D loss on real vs a pool-mixed fake."""
+        c, step = self.config, ctx.step
+        real_a, real_b = self._reals(batch)
+        if ctx.scratch.get("batch") is batch:
+            fake_a, fake_b = ctx.scratch["fake_a"], ctx.scratch["fake_b"]
+        else:  # an extra critic step (n_critic > 1) on a fresh batch
+            with torch.no_grad():
+                fake_b, fake_a = ctx.nets["gen_ab"](real_a), ctx.nets["gen_ba"](real_b)
+        fake_b = self.pool_b.query(fake_b)  # pool B first, as the reference's D_A step comes first
+        fake_a = self.pool_a.query(fake_a)
+        logs: dict = {}
+        loss = torch.zeros((), device=real_a.device)
+        reals, fakes = [], []
+        for dom, real, fake in (("b", real_b, fake_b), ("a", real_a, fake_a)):
+            disc = ctx.nets[f"disc_{dom}"]
+            d_real, d_fake = self._disc_pair(disc, real, fake, step)
+            loss_d = 0.5 * self.gan_loss.d(d_real, d_fake)
+            logs[f"loss/d_{dom}"] = loss_d.detach()
+            loss = loss + loss_d
+            if c.gp_weight > 0:
+                gp = stab.gradient_penalty(lambda x, disc=disc: disc(self._d_in(x, step)), real, fake)
+                loss = loss + c.gp_weight * gp
+                logs[f"reg/gp_{dom}"] = gp.detach()
+            if self.lecam is not None:
+                self.lecam[dom].update(d_real, d_fake)
+                lc = self.lecam[dom].penalty(d_real, d_fake)
+                loss = loss + c.lecam_weight * lc
+                logs[f"reg/lecam_{dom}"] = lc.detach()
+            if self.ada is not None:
+                self.ada.accumulate(d_real)
+            reals.append(d_real.detach().flatten())
+            fakes.append(d_fake.detach().flatten())
+        if self.ada is not None:
+            self.augment.p = self.ada.update(len(real_a))  # type: ignore[union-attr]
+            logs["aug/p"] = self.ada.p
+        ctx.observe(d_real=torch.cat(reals), d_fake=torch.cat(fakes), real=real_b, fake=fake_b,
+                    threshold=self.gan_loss.threshold)
+        logs["loss/d"] = loss.detach()
+        return {"loss": loss, **logs}
+
+    def d_reg_loss(self, batch: dict, ctx: StepContext) -> dict:
+        """Lazy R1 (Mescheder et al. 2018) on both discriminators' real inputs."""
+        c = self.config
+        total = torch.zeros((), device=batch["a"].device)
+        logs = {}
+        for dom in ("a", "b"):
+            real = batch[dom].detach().contiguous(memory_format=self.memory_format).requires_grad_(True)
+            r1 = stab.r1_penalty(ctx.nets[f"disc_{dom}"](self._d_in(real, ctx.step)), real)
+            total = total + r1
+            logs[f"reg/r1_{dom}"] = r1.detach()
+        return {"loss": stab.lazy_regularization_weight(c.r1_gamma, c.r1_interval) * total, **logs}
+
+    # -- outputs
+    def _test_images(self, dom: str, n: int) -> torch.Tensor | None:
+        from .data import center_crop_or_resize, read_image
+
+        c = self.config
+        if c.data_a:
+            return None
+        folder = domain_folders(self._data_root, split="test")[0 if dom == "a" else 1]
+        try:
+            files = list_images(folder)[:n]
+        except Exception:
+            return None
+        return torch.stack([center_crop_or_resize(read_image(f, c.channels), c.crop_size) for f in files])
+
+    def preview(self, ctx: StepContext) -> torch.Tensor:
+        """Rows of real_a | fake_b | rec_a, then real_b | fake_a | rec_b, on the first test (else train) images."""
+        c = self.config
+        n = c.preview_images
+        reals = {}
+        for dom in ("a", "b"):
+            x = self._test_images(dom, n)
+            if x is None:
+                ds = getattr(self, "_preview_ds", None) or self.dataset()
+                self._preview_ds = ds
+                x = torch.stack([ds[i][dom] for i in range(min(n, len(ds)))])
+            reals[dom] = x.to(ctx.device)
+        gen_ab, gen_ba = ctx.sample_net("gen_ab"), ctx.sample_net("gen_ba")
+        with ctx.autocast():
+            fake_b, fake_a = gen_ab(reals["a"]).float(), gen_ba(reals["b"]).float()
+            rec_a, rec_b = gen_ba(fake_b).float(), gen_ab(fake_a).float()
+        return preview_grid([[reals["a"], fake_b, rec_a], [reals["b"], fake_a, rec_b]])
+
+    def evaluate(self, ctx: StepContext) -> dict[str, float]:
+        """SWD and pixel-feature KID of translated test images against the other domain's test images, next to
+        the identity baseline (untranslated inputs); empty when the data has no test folders."""
+        c = self.config
+        a, b = self._test_images("a", c.eval_images), self._test_images("b", c.eval_images)
+        if a is None or b is None or min(len(a), len(b)) < 2:
+            return {}
+        out = {}
+        for name, src, tgt, gen in (("a2b", a, b, "gen_ab"), ("b2a", b, a, "gen_ba")):
+            net = ctx.sample_net(gen)
+            with ctx.autocast():
+                fake = torch.cat([net(x.to(ctx.device)[None]).float().cpu() for x in src])
+            for k, v in translation_metrics(fake, tgt, src).items():
+                out[f"{name}/{k}"] = v
+        return out
