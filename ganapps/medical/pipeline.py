@@ -1,0 +1,150 @@
+"""`Synthesizer`: inference only. Loads a trained slice generator and writes synthetic slices as a NIfTI stack
+(training spacing, valid RAS affine) or PNG files. Never imports training code (task, trainer).
+
+    >>> synth = Synthesizer.from_checkpoint("models/medical-default")
+    >>> images = synth(16, seed=0)                      # (16, 1, 64, 64) float32 in [-1, 1]
+    >>> synth.save(images, "synth.nii.gz")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..engine import checkpoint as ckpt
+from ..engine.config import from_yaml
+from ..engine.errors import InputError
+from .config import MedicalConfig
+from .data import AXES, one_hot, slices_to_volume, to_square_size, volume_slices
+from .io import is_nifti, read_volumes, write_nifti
+from .nets import build_generator, position_features
+
+
+class Synthesizer:
+    """A slice generator with its training options. `__call__(n, seed)` samples n slices (position models
+    walk evenly through the training slice positions, so a stack looks like a volume); `from_labels(maps)`
+    synthesizes one image per label map (label models)."""
+
+    def __init__(self, gen: torch.nn.Module, config: MedicalConfig, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.gen = gen.to(self.device).eval()
+        self.size = config.size
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Synthesizer:
+        """A run folder, checkpoint folder, model folder (config.yaml + weights.safetensors) or weights file."""
+        folder = ckpt.resolve(path)
+        cfg_file = folder / ckpt.CONFIG
+        if not cfg_file.is_file():
+            raise InputError(f"{cfg_file}: missing; a medical model folder needs config.yaml next to its weights")
+        cfg = from_yaml(MedicalConfig, cfg_file)
+        weights = ckpt.load_weights(folder)
+        state = weights.get("gen_ema") or weights.get("gen")
+        if state is None:
+            raise InputError(f"{folder / ckpt.WEIGHTS}: no generator weights ('gen' or 'gen_ema')")
+        gen = build_generator(cfg.model, cfg.condition, cfg.z_dim, cfg.size, cfg.channels, cfg.num_classes)
+        try:
+            gen.load_state_dict(state)
+        except RuntimeError as e:
+            raise InputError(f"{folder / ckpt.WEIGHTS}: weights do not fit the generator in config.yaml "
+                             f"({str(e).splitlines()[0][:100]})") from None
+        return cls(gen, cfg, device)
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        return tuple(float(v) for v in self.gen.spacing_mm)  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def __call__(self, n: int, seed: int = 0, positions: torch.Tensor | None = None,
+                 batch_size: int = 64) -> torch.Tensor:
+        """n slices (n, 1, S, S) float32 in [-1, 1] on the CPU, reproducible for a seed."""
+        if n < 1:
+            raise InputError(f"--n {n}: expected at least 1 slice")
+        if self.config.condition == "label":
+            raise InputError("this model synthesizes from label maps: pass --labels (or call from_labels)")
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.config.z_dim, generator=g)
+        cond = None
+        if self.config.condition == "position":
+            lo, hi = (float(v) for v in self.gen.position_range)
+            pos = positions if positions is not None else torch.linspace(lo, hi, n)
+            cond = position_features(pos.float().reshape(n))
+        out = [self.gen(z[i:i + batch_size].to(self.device),
+                        None if cond is None else cond[i:i + batch_size].to(self.device)).float().cpu()
+               for i in range(0, n, batch_size)]
+        return torch.cat(out).clamp(-1, 1)
+
+    @torch.no_grad()
+    def from_labels(self, labels: torch.Tensor | np.ndarray, seed: int = 0, batch_size: int = 32) -> torch.Tensor:
+        """Label maps (B, S, S) integers (e.g. a painted lesion class) -> images (B, 1, S, S) in [-1, 1]."""
+        if self.config.condition != "label":
+            raise InputError("this model is not conditioned on label maps; sample with --n instead")
+        labels = torch.as_tensor(np.asarray(labels)).long()
+        if labels.ndim != 3 or labels.shape[-2:] != (self.size, self.size):
+            raise InputError(f"label maps of shape {tuple(labels.shape)}; expected (B, {self.size}, {self.size})")
+        seg = one_hot(labels, self.config.num_classes)
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(len(seg), self.config.z_dim, generator=g)
+        out = [self.gen(z[i:i + batch_size].to(self.device), seg[i:i + batch_size].to(self.device)).float().cpu()
+               for i in range(0, len(seg), batch_size)]
+        return torch.cat(out).clamp(-1, 1)
+
+    def from_label_volume(self, path: str | os.PathLike, seed: int = 0) -> torch.Tensor:
+        """A label-map volume (NIfTI, DICOM or slice folder) sliced like the training data -> one image per
+        slice that holds any label."""
+        vols = read_volumes(path)
+        lab = np.rint(vols[0].data).astype(np.int64)
+        slices = torch.from_numpy(volume_slices(lab, AXES[self.config.axis])).float()  # (N, H, W)
+        slices = to_square_size(slices, self.size, self.config.square, 0.0, nearest=True).round().long()
+        keep = slices.flatten(1).amax(1) > 0
+        if not keep.any():
+            raise InputError(f"{path}: label map is all background; expected at least one labelled voxel")
+        return self.from_labels(slices[keep], seed=seed)
+
+    def save(self, images: torch.Tensor, out: str | os.PathLike) -> Path:
+        """`out` ending in .nii/.nii.gz: one NIfTI stack along the training axis; else a folder of PNGs."""
+        out = Path(out)
+        if is_nifti(out):
+            return save_nifti(images, out, self.spacing_mm, AXES[self.config.axis])
+        return save_pngs(images, out)
+
+
+def stack_affine(shape: tuple[int, int, int], spacing_mm: tuple[float, float, float], axis: int) -> np.ndarray:
+    """RAS affine for a synthetic stack: diagonal voxel sizes (image columns, image rows, slices mapped back to
+    the training axes) and the volume centred on the origin."""
+    plane = [a for a in range(3) if a != axis]
+    sizes = np.ones(3)
+    sizes[plane[0]], sizes[plane[1]], sizes[axis] = spacing_mm
+    affine = np.diag([*sizes, 1.0])
+    affine[:3, 3] = -(np.array(shape) - 1) / 2 * sizes
+    return affine
+
+
+def save_nifti(images: torch.Tensor, path: str | os.PathLike, spacing_mm: tuple[float, float, float],
+               axis: int = 2, affine: np.ndarray | None = None) -> Path:
+    """(N, 1, H, W) in [-1, 1] -> NIfTI (X, Y, Z) float32 in [0, 1] along `axis`, with `affine` or a centred one."""
+    x = images.detach().float().cpu()
+    if x.ndim == 4:
+        x = x[:, 0]
+    data = slices_to_volume(((x.numpy() + 1) / 2).astype(np.float32), axis)
+    if affine is None:
+        affine = stack_affine(data.shape, spacing_mm, axis)
+    return write_nifti(data, affine, path)
+
+
+def save_pngs(images: torch.Tensor, folder: str | os.PathLike) -> Path:
+    """(N, 1, H, W) in [-1, 1] -> folder/slice_0000.png ... (8-bit grayscale)."""
+    from PIL import Image
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: exists and is not a folder; expected .nii/.nii.gz or a folder for PNGs")
+    folder.mkdir(parents=True, exist_ok=True)
+    arr = ((images.detach().float().cpu().clamp(-1, 1)[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
+    for i, a in enumerate(arr):
+        Image.fromarray(a, mode="L").save(folder / f"slice_{i:04d}.png")
+    return folder
