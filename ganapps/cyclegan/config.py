@@ -105,5 +105,5 @@ PRESETS: dict[str, dict] = {
              "checkpoint_every_steps": 500},
     "tiny": {"gen": "resnet_6blocks", "ngf": 8, "ndf": 8, "load_size": 36, "crop_size": 32, "steps": 20,
              "log_every_steps": 5, "sample_every_steps": 10, "checkpoint_every_steps": 10, "eval_images": 8,
-             "use_tensorboard": False},
+             "use_tensorboard": False, "write_report": False},
 }
