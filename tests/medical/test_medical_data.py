@@ -269,3 +269,24 @@ def test_config_pairs_and_options_are_checked():
         MedicalConfig(intensity="window")
     with pytest.raises(InputError, match="condition=label"):
         MedicalConfig(data=["a.nii"], condition="label")
+
+
+def test_public_recipe_through_file_url(tmp_path):
+    import tarfile
+
+    from data_recipes.medical_public import build
+
+    src = tmp_path / "src" / "Task01_BrainTumour"
+    for sub, n in (("imagesTr", 2), ("labelsTr", 2), ("imagesTs", 1)):
+        (src / sub).mkdir(parents=True)
+        for i in range(n):
+            write_nifti(src / sub / f"BRATS_{i:03d}.nii.gz", np.zeros((4, 4, 4, 2), np.float32))
+    archive = tmp_path / "Task01_BrainTumour.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(src, arcname="Task01_BrainTumour")
+    counts = {"Task01_BrainTumour/imagesTr": 2, "Task01_BrainTumour/labelsTr": 2, "Task01_BrainTumour/imagesTs": 1}
+    out = build("msd", tmp_path / "dest", url=archive.as_uri(), counts=counts, quiet=True)
+    vols = read_volumes(out / "Task01_BrainTumour" / "imagesTr" / "BRATS_000.nii.gz")
+    assert len(vols) == 2  # 4D: one volume per modality
+    with pytest.raises(InputError, match="expected 3"):
+        build("msd", tmp_path / "dest", counts={**counts, "Task01_BrainTumour/imagesTr": 3}, quiet=True)

@@ -1,0 +1,134 @@
+"""Medical slice synthesis: quality of a model on held-out MNI152 T1 axial slices against two non-GAN baselines
+on the same data, data-pipeline throughput (with and without the volume cache) and training throughput.
+
+    python -m benchmarks medical            # the default model, models/medical-default
+    GANAPPS_MEDICAL_MODEL=runs/x python -m benchmarks medical
+
+Baselines: (a) a Gaussian in the PCA space of the training slices (all components, per-component variance),
+(b) training slices picked at random (the memorization ceiling). Reference row: (c) the held-out real slices
+themselves, which shows what the memorization audit says of new, real slices one millimetre away from training
+slices. Needs `python -m data_recipes.medical_mni152` once (offline afterwards).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+N_FAKE = 512
+
+
+def pca_gaussian(train: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """Baseline (a): fit PCA to the flattened training slices and sample coefficients from N(0, diag(var))."""
+    x = train.flatten(1).double()  # (T, S*S)
+    mean = x.mean(0)
+    u, s, v = torch.linalg.svd(x - mean, full_matrices=False)  # components: rows of v
+    std = s / (len(x) - 1) ** 0.5  # (k,)
+    g = torch.Generator().manual_seed(seed)
+    coeff = torch.randn(n, len(s), generator=g, dtype=torch.float64) * std
+    return (mean + coeff @ v).float().clamp(-1, 1).view(n, *train.shape[1:])
+
+
+def random_train(train: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """Baseline (b): training slices drawn at random with replacement."""
+    g = torch.Generator().manual_seed(seed)
+    return train[torch.randint(len(train), (n,), generator=g)]
+
+
+def quality_table(model: Path) -> dict[str, dict[str, float]]:
+    from ganapps.medical.evaluate import quality, reference_sets
+    from ganapps.medical.pipeline import Synthesizer
+
+    synth = Synthesizer.from_checkpoint(model)
+    real_set, train_set = reference_sets(synth, None)
+    real, train = real_set.images(), train_set.images()
+    rows = {
+        "GAN (default model, EMA G)": synth(N_FAKE, seed=0),
+        "(a) PCA Gaussian": pca_gaussian(train, N_FAKE),
+        "(b) random training slices": random_train(train, N_FAKE),
+        "(c) held-out real slices": real,
+    }
+    print(f"model {model}: {len(train)} training and {len(real)} held-out MNI152 T1 axial slices "
+          f"({synth.size} px); {N_FAKE} samples per generator")
+    results = {name: quality(x, real, train) for name, x in rows.items()}
+    keys = ["swd", "kid", "precision", "recall", "ms_ssim_fake", "near_copy_share", "nn_ratio_median"]
+    print(f"{'':30s}" + "".join(f"{k:>16s}" for k in keys))
+    for name, r in results.items():
+        print(f"{name:30s}" + "".join(f"{r[k]:16.3f}" for k in keys))
+    print(f"(real held-out MS-SSIM {results['(c) held-out real slices']['ms_ssim_real']:.3f}; "
+          f"SWD x1e3 and KID x1e3 on 16x16 pixels vs held-out; near-copy = nearest-training-slice distance "
+          f"< 0.5 x median train-train neighbour distance, 32x32 pixels)")
+    return results
+
+
+def data_throughput() -> dict[str, float]:
+    from ganapps.medical.config import MedicalConfig
+    from ganapps.medical.data import SliceDataset
+
+    cfg = MedicalConfig(size=64)
+    t0 = time.perf_counter()
+    ds = SliceDataset(cfg, "all")
+    index_s = time.perf_counter() - t0
+    n = 5000
+    t0 = time.perf_counter()
+    for i in range(n):
+        ds[i % len(ds)]
+    cached = n / (time.perf_counter() - t0)
+    nocache = SliceDataset(dataclasses.replace(cfg, cache_mb=0), "all")
+    m = 10
+    t0 = time.perf_counter()
+    for i in range(m):
+        nocache[i]
+    uncached = m / (time.perf_counter() - t0)
+    print(f"data: index {len(ds)} slices in {index_s:.2f} s (read NIfTI, RAS, percentiles, slice, pad, resize); "
+          f"{cached:,.0f} slices/s with cache, {uncached:.2f} slices/s without (every access re-reads the volume)")
+    return {"index_s": index_s, "cached_slices_per_s": cached, "uncached_slices_per_s": uncached}
+
+
+def train_throughput(steps: int = 30) -> dict[str, float]:
+    from ganapps.engine.trainer import train
+    from ganapps.medical.config import PRESETS, MedicalConfig
+    from ganapps.medical.task import MedicalTask
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = MedicalConfig(**{**PRESETS["mni"], "steps": steps, "out": tmp + "/run", "quiet": True,
+                               "use_tensorboard": False, "write_report": False, "sample_every_steps": 10_000,
+                               "checkpoint_every_steps": 10_000, "device": "cpu"})
+        task = MedicalTask(cfg)
+        t0 = time.perf_counter()
+        train(task)
+        wall = time.perf_counter() - t0
+    print(f"training (preset mni: dcgan, 64 px, channels 12, batch {cfg.batch_size}, {torch.get_num_threads()} "
+          f"CPU thread(s)): {steps / wall:.2f} steps/s, {steps * cfg.batch_size / wall:.0f} images/s "
+          f"(incl. start-up, final checkpoint and evaluation)")
+    return {"steps_per_s": steps / wall}
+
+
+def main() -> None:
+    if os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    from ganapps.medical.data import mni_paths
+
+    try:
+        mni_paths()
+    except Exception:
+        from data_recipes.medical_mni152 import build
+
+        build(quiet=True)
+    root = Path(__file__).resolve().parents[1]
+    model = Path(os.environ.get("GANAPPS_MEDICAL_MODEL", root / "models" / "medical-default"))
+    data_throughput()
+    train_throughput()
+    if (model / "weights.safetensors").is_file() or (model / "checkpoints").is_dir():
+        quality_table(model)
+    else:
+        print(f"{model}: no model; skipped the quality table")
+
+
+if __name__ == "__main__":
+    main()
