@@ -132,3 +132,30 @@ def _threads() -> None:
         import torch
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+@app.command("translation-data")
+def translation_data(
+    out: Annotated[Path, typer.Option("--out", help="folder for trainA/ trainB/ testA/ testB/")],
+    data: Annotated[list[str] | None, typer.Option("--data", help="domain A volumes (default: MNI152 T1)")] = None,
+    labels: Annotated[list[str] | None, typer.Option("--labels", help="label maps paired with --data: domain B "
+                                                                     "(default: MNI152 tissue map)")] = None,
+    data_b: Annotated[list[str] | None, typer.Option("--data-b", help="domain B volumes instead of label maps "
+                                                                     "(e.g. CT for MR -> CT)")] = None,
+    size: Annotated[int, typer.Option("--size", help="slice size in pixels")] = 64,
+    axis: Annotated[str, typer.Option("--axis", help="axial, coronal or sagittal")] = "axial",
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
+) -> None:
+    """Slices of two modalities in the CycleGAN layout, for `ganapps cyclegan train --data OUT --channels 1`
+    (modality translation with the CycleGAN task's nets and losses)."""
+    from .translate import export_translation_folders
+
+    cfg = MedicalConfig(data=list(data or []), labels=list(labels or []), size=size, axis=axis,
+                        condition="label" if labels or not data else "none")
+    cfg_b = MedicalConfig(data=list(data_b), size=size, axis=axis) if data_b else None
+    counts = export_translation_folders(out, cfg, cfg_b)
+    if json_out:
+        print_json({"out": str(out), **counts})
+    else:
+        print(", ".join(f"{k} {v}" for k, v in counts.items()) + f" slices in {out}; next: ganapps cyclegan train "
+              f"--data {out} --channels 1 --load-size {size} --crop-size {size}")

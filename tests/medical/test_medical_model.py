@@ -115,3 +115,21 @@ def test_cli_bad_input_is_one_line_with_exit_2(tmp_path, head_nifti, capsys, arg
     code = main(["medical", *args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_modality_translation_reuses_the_cyclegan_task(tmp_path, head_nifti):
+    pytest.importorskip("ganapps.cyclegan.task")
+    from ganapps.cyclegan.config import CycleGANConfig
+    from ganapps.cyclegan.task import CycleGANTask
+    from ganapps.engine.trainer import train
+    from ganapps.medical.translate import export_translation_folders
+
+    img, labels, _ = head_nifti
+    cfg = MedicalConfig(data=[str(img)], labels=[str(labels)], condition="label", size=32, holdout_every=3)
+    counts = export_translation_folders(tmp_path / "t1_tissue", cfg)
+    assert counts["trainA"] == counts["trainB"] > 0 and counts["testA"] == counts["testB"] > 0
+    run = CycleGANConfig(data=str(tmp_path / "t1_tissue"), channels=1, load_size=32, crop_size=32,
+                         gen="resnet_6blocks", ngf=4, ndf=4, steps=1, out=str(tmp_path / "cg"), quiet=True,
+                         use_tensorboard=False, write_report=False, eval_images=2, preview_images=1, device="cpu")
+    result = train(CycleGANTask(run))
+    assert result.step == 1
