@@ -96,3 +96,19 @@ def test_plain_preset_is_vanilla_without_stabilizers():
     cfg = ToyConfig(**PRESETS["plain"])
     assert cfg.loss == "vanilla" and cfg.ema_halflife_images == 0 and not cfg.use_spectral_norm
     assert cfg.r1_gamma == cfg.gp_weight == cfg.lecam_weight == cfg.instance_noise_std == 0
+
+
+def test_a_plain_vanilla_gan_is_diagnosed_as_collapsed(tmp_path, capsys):
+    """The acceptance case for the health monitor on a real run: vanilla minimax, no stabilizers."""
+    import json
+
+    from ganapps.cli import main
+
+    run = str(tmp_path / "plain")
+    code = main(["toy", "train", "--preset", "plain", "--out", run, "--steps", "800", "--hidden", "64",
+                 "--batch-size", "128", "--quiet", "--no-use-tensorboard", "--json"])
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and trained["modes"] <= 2
+    assert main(["doctor", run, "--json"]) == 0
+    verdicts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "mode_collapse" in verdicts["kinds"]
