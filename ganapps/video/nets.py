@@ -80,18 +80,51 @@ class ConvLSTMPredictor(nn.Module):
         if head != "direct":  # start as copy-last-frame
             nn.init.zeros_(self.head.weight)
 
-    def _step(self, frame: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    def _step(self, frame: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]],
+              parts: dict | None = None) -> torch.Tensor:
         x = patchify(frame, self.patch)  # (B, C*p*p, H/p, W/p)
         for i, cell in enumerate(self.cells):
             state[i] = cell(x, *state[i])
             x = state[i][0]
         out = unpatchify(self.head(x), self.patch)  # (B, C, H, W)
+        if parts is not None:
+            parts["delta"] = out
         if self.head_kind == "residual":
             out = frame + out
         elif self.head_kind == "warp":
             flow = F.interpolate(self.flow(x), scale_factor=self.patch, mode="bilinear", align_corners=False)
+            if parts is not None:
+                parts["flow"] = flow * self.patch
             out = warp(frame, flow * self.patch) + out
         return out
+
+    @torch.no_grad()
+    def predict_hires(self, context: torch.Tensor, future: int, last_hires: torch.Tensor) -> torch.Tensor:
+        """Roll out at the model's resolution and replay each step's motion at a higher resolution: the last
+        context frame `last_hires` (B, C, H', W') is warped by the upsampled flows and gets the upsampled
+        changes, so detail finer than the model's resolution is moved, not blurred away. -> (B, future, C, H', W')."""
+        b, tc = context.shape[:2]
+        size = last_hires.shape[-2:]
+        sy, sx = size[0] / context.shape[-2], size[1] / context.shape[-1]
+        zeros = context.new_zeros(b, self.hidden, context.shape[-2] // self.patch, context.shape[-1] // self.patch)
+        state = [(zeros, zeros) for _ in self.cells]
+        for t in range(tc - 1):
+            self._step(context[:, t], state)
+        frame, hi, outs = context[:, -1], last_hires, []
+        for _ in range(future):
+            parts: dict = {}
+            frame = self._step(frame, state, parts)
+            delta = F.interpolate(parts["delta"], size=size, mode="bilinear", align_corners=False)
+            if self.head_kind == "direct":
+                hi = F.interpolate(frame, size=size, mode="bilinear", align_corners=False)
+            elif self.head_kind == "residual":
+                hi = hi + delta
+            else:
+                flow = F.interpolate(parts["flow"], size=size, mode="bilinear", align_corners=False)
+                flow = flow * torch.tensor([sx, sy], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
+                hi = warp(hi, flow) + delta
+            outs.append(hi.clamp(-1, 1))
+        return torch.stack(outs, 1)
 
     def forward(self, context: torch.Tensor, future: int, targets: torch.Tensor | None = None,
                 teacher_mask: torch.Tensor | None = None, return_context: bool = False) -> torch.Tensor:

@@ -50,6 +50,22 @@ def load_predictor(path: str | os.PathLike) -> tuple[nn.Module, VideoConfig]:
     return net.eval(), cfg
 
 
+def export_model(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy the predictor of a run or checkpoint (`gen`, or its EMA copy) into a model folder:
+    DEST/weights.safetensors (inference nets only) + DEST/config.yaml. Returns the weights file."""
+    from safetensors.torch import save_file
+
+    folder = ckpt.resolve(src)
+    weights = ckpt.load_weights(folder)
+    name = "gen_ema" if "gen_ema" in weights else "gen"
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / ckpt.WEIGHTS
+    save_file(ckpt.flatten_weights({"gen": weights[name]}), str(out), metadata={"format": "ganapps"})
+    (dest / ckpt.CONFIG).write_text((folder / ckpt.CONFIG).read_text())
+    return out
+
+
 def _as_frames(frames, what: str = "frames") -> torch.Tensor:
     """(T, C, H, W) tensor in [-1, 1], or (T, H, W[, C]) uint8 array -> (T, C, H, W) float32 in [-1, 1]."""
     if isinstance(frames, np.ndarray):
@@ -136,9 +152,16 @@ class Predictor:
         else:
             raw = _as_frames(clip)
         h, w = raw.shape[-2:]
-        pred = self.predict_native(self.prepare(raw), k)  # (K, C_model, size, size)
-        pred = resize_frames(pred, (h, w))
-        return match_channels(pred, raw.shape[1], "prediction") if raw.shape[1] in (1, 3) else pred
+        x = self.prepare(raw)  # (T, C_model, size, size)
+        if (h, w) != (self.size, self.size) and hasattr(self.net, "predict_hires"):
+            if x.shape[0] < self.context:
+                raise InputError(f"clip has {x.shape[0]} frames; this model needs {self.context} context frames")
+            last = match_channels(raw[-1:], self.config.channels, "clip")  # (1, C_model, h, w)
+            pred = self.net.predict_hires(x[-self.context:].unsqueeze(0).to(self.device), k,
+                                          last.to(self.device))[0].cpu()
+        else:
+            pred = resize_frames(self.predict_native(x, k), (h, w))  # (K, C_model, h, w)
+        return match_channels(pred, raw.shape[1], "prediction")
 
     def adapted(self, frames, steps: int, lr: float = 1e-4, batch_size: int = 4, gdl_weight: float = 1.0,
                 seed: int = 0) -> Predictor:
@@ -300,5 +323,5 @@ def side_by_side(context: np.ndarray, pred: np.ndarray, truth: np.ndarray | None
     return out
 
 
-__all__ = ["DEFAULT_MODEL", "Predictor", "copy_last", "flow_extrapolate", "horizon_metrics", "load_predictor",
+__all__ = ["DEFAULT_MODEL", "Predictor", "copy_last", "export_model", "flow_extrapolate", "horizon_metrics", "load_predictor",
            "read_clip", "side_by_side", "write_video", "VIDEO_EXTS"]

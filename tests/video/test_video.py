@@ -362,3 +362,15 @@ def test_config_names_the_bad_option():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert VideoConfig(use_gray=True).channels == 1
+
+
+def test_high_resolution_replay_equals_the_roll_out_at_the_model_resolution():
+    torch.manual_seed(0)
+    for head in ("warp", "residual"):
+        net = ConvLSTMPredictor(3, 8, 2, 3, 2, head)
+        for p in net.parameters():
+            nn.init.normal_(p, std=0.1)
+        x = torch.rand(2, 4, 3, 16, 16) * 2 - 1
+        with torch.no_grad():
+            assert torch.allclose(net(x, 5).clamp(-1, 1), net.predict_hires(x, 5, x[:, -1]), atol=1e-6)
+        assert net.predict_hires(x, 3, torch.zeros(2, 3, 40, 24)).shape == (2, 3, 3, 40, 24)

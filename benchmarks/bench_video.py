@@ -1,0 +1,295 @@
+"""Video prediction benchmarks, printed side by side in one run:
+
+1. ConvLSTM training step at OpenSTL's Moving MNIST configuration (4 layers x 128 hidden, patch 4, filter 5,
+   batch 4, 10 -> 10 frames, MSE on all 19 one-step outputs, scheduled-sampling mask): a faithful
+   re-implementation of OpenSTL's ConvLSTM (separate input/hidden convolutions, channels-last patching as its
+   `reshape_patch`) beside ours (`ganapps.video.nets.ConvLSTMPredictor`, fused gate convolution) in float32,
+   ours with channels-last, and ours under bf16 autocast. Same weights -> same predictions is checked.
+2. 10 -> 10 prediction time (batch 1, no grad) of both.
+3. Optional (BENCH_VIDEO_QUALITY_S=seconds per model, default 0: skipped): Moving MNIST MSE/SSIM after the same
+   CPU budget for both, on held-out digits.
+4. Real clips: PSNR/SSIM at horizons 1..5 of the default model (with and without --adapt) beside copy-last-frame
+   and Farneback flow extrapolation on held-out camera-motion clips rendered from photos no model has seen.
+
+Environment: BENCH_VIDEO_STEPS (timed steps, default 3), BENCH_VIDEO_ADAPT (adapt steps, default 20).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+from torch import nn
+
+# --------------------------------------------------------------------------- OpenSTL's ConvLSTM, re-implemented
+
+
+class OpenSTLConvLSTMCell(nn.Module):
+    """OpenSTL `openstl/modules/convlstm_modules.py: ConvLSTMCell` with layer_norm=0."""
+
+    def __init__(self, in_channel, num_hidden, filter_size, stride=1):
+        super().__init__()
+        self.num_hidden = num_hidden
+        self.padding = filter_size // 2
+        self._forget_bias = 1.0
+        self.conv_x = nn.Sequential(nn.Conv2d(in_channel, num_hidden * 4, filter_size, stride, self.padding, bias=False))
+        self.conv_h = nn.Sequential(nn.Conv2d(num_hidden, num_hidden * 4, filter_size, stride, self.padding, bias=False))
+
+    def forward(self, x_t, h_t, c_t):
+        x_concat = self.conv_x(x_t)
+        h_concat = self.conv_h(h_t)
+        i_x, f_x, g_x, o_x = torch.split(x_concat, self.num_hidden, dim=1)
+        i_h, f_h, g_h, o_h = torch.split(h_concat, self.num_hidden, dim=1)
+        i_t = torch.sigmoid(i_x + i_h)
+        f_t = torch.sigmoid(f_x + f_h + self._forget_bias)
+        g_t = torch.tanh(g_x + g_h)
+        c_new = f_t * c_t + i_t * g_t
+        o_t = torch.sigmoid(o_x + o_h)
+        h_new = o_t * torch.tanh(c_new)
+        return h_new, c_new
+
+
+class OpenSTLConvLSTM(nn.Module):
+    """OpenSTL `openstl/models/convlstm_model.py: ConvLSTM_Model` (no reverse scheduled sampling)."""
+
+    def __init__(self, num_layers, num_hidden, frame_channel, filter_size, pre_seq_length, aft_seq_length):
+        super().__init__()
+        self.frame_channel, self.num_layers, self.num_hidden = frame_channel, num_layers, num_hidden
+        self.pre_seq_length, self.aft_seq_length = pre_seq_length, aft_seq_length
+        self.cell_list = nn.ModuleList(
+            OpenSTLConvLSTMCell(frame_channel if i == 0 else num_hidden[i - 1], num_hidden[i], filter_size)
+            for i in range(num_layers))
+        self.conv_last = nn.Conv2d(num_hidden[-1], frame_channel, 1, 1, 0, bias=False)
+        self.MSE_criterion = nn.MSELoss()
+
+    def forward(self, frames_tensor, mask_true, return_loss=True):
+        frames = frames_tensor.permute(0, 1, 4, 2, 3).contiguous()  # [B, T, H, W, C] -> [B, T, C, H, W]
+        mask_true = mask_true.permute(0, 1, 4, 2, 3).contiguous()
+        batch, height, width = frames.shape[0], frames.shape[3], frames.shape[4]
+        next_frames, h_t, c_t = [], [], []
+        for i in range(self.num_layers):
+            zeros = torch.zeros([batch, self.num_hidden[i], height, width], device=frames.device)
+            h_t.append(zeros)
+            c_t.append(zeros)
+        for t in range(self.pre_seq_length + self.aft_seq_length - 1):
+            if t < self.pre_seq_length:
+                net = frames[:, t]
+            else:
+                net = mask_true[:, t - self.pre_seq_length] * frames[:, t] + \
+                    (1 - mask_true[:, t - self.pre_seq_length]) * x_gen  # noqa: F821 (set at t - 1)
+            h_t[0], c_t[0] = self.cell_list[0](net, h_t[0], c_t[0])
+            for i in range(1, self.num_layers):
+                h_t[i], c_t[i] = self.cell_list[i](h_t[i - 1], h_t[i], c_t[i])
+            x_gen = self.conv_last(h_t[self.num_layers - 1])
+            next_frames.append(x_gen)
+        next_frames = torch.stack(next_frames, dim=0).permute(1, 0, 3, 4, 2).contiguous()
+        loss = self.MSE_criterion(next_frames, frames_tensor[:, 1:]) if return_loss else None
+        return next_frames, loss
+
+
+def reshape_patch(img_tensor, patch_size):
+    """OpenSTL `openstl/utils/main_utils.py: reshape_patch` on (B, T, H, W, C)."""
+    b, t, h, w, c = img_tensor.shape
+    a = img_tensor.reshape(b, t, h // patch_size, patch_size, w // patch_size, patch_size, c)
+    b_ = a.transpose(3, 4)
+    return b_.reshape(b, t, h // patch_size, w // patch_size, patch_size * patch_size * c)
+
+
+def reshape_patch_back(patch_tensor, patch_size):
+    b, t, ph, pw, cc = patch_tensor.shape
+    c = cc // (patch_size * patch_size)
+    a = patch_tensor.reshape(b, t, ph, pw, patch_size, patch_size, c)
+    return a.transpose(3, 4).reshape(b, t, ph * patch_size, pw * patch_size, c)
+
+
+# --------------------------------------------------------------------------- helpers
+
+LAYERS, HIDDEN, PATCH, FILTER, BATCH, TC, TF = 4, 128, 4, 5, 4, 10, 10
+
+
+def _load_into_ours(ours, theirs) -> None:
+    """OpenSTL weights -> ours: the fused gate weight is [W_x, W_h] along input channels. With one colour
+    channel OpenSTL's patch order (row, col, C) equals pixel_unshuffle's (C, row, col)."""
+    with torch.no_grad():
+        for mine, cell in zip(ours.cells, theirs.cell_list, strict=True):
+            mine.gates.weight.copy_(torch.cat([cell.conv_x[0].weight, cell.conv_h[0].weight], 1))
+        ours.head.weight.copy_(theirs.conv_last.weight)
+
+
+def _openstl_step(model, opt, batch, mask):
+    ims = reshape_patch(batch.permute(0, 1, 3, 4, 2), PATCH)  # (B, T, h, w, C*p*p), channels last
+    _, loss = model(ims, mask)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss)
+
+
+def _our_step(model, opt, batch, mask, amp: bool):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        y = model(batch[:, :TC], TF, targets=batch[:, TC:], teacher_mask=mask, return_context=True)
+        loss = torch.nn.functional.mse_loss(y.float(), batch[:, 1:])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss)
+
+
+def _time(fn, steps: int) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t0) / steps
+
+
+def throughput(steps: int) -> None:
+    from ganapps.video.nets import ConvLSTMPredictor
+
+    torch.manual_seed(0)
+    theirs = OpenSTLConvLSTM(LAYERS, [HIDDEN] * LAYERS, PATCH * PATCH, FILTER, TC, TF)
+    ours = ConvLSTMPredictor(1, HIDDEN, LAYERS, FILTER, PATCH, head="direct")
+    _load_into_ours(ours, theirs)
+    g = torch.Generator().manual_seed(1)
+    batch = torch.rand(BATCH, TC + TF, 1, 64, 64, generator=g)  # OpenSTL trains on [0, 1] frames
+    mask_bits = (torch.rand(BATCH, TF - 1, generator=g) < 0.5).float()
+    mask = mask_bits.view(BATCH, TF - 1, 1, 1, 1).expand(-1, -1, 16, 16, PATCH * PATCH).contiguous()
+
+    # identical results in float32: same weights, same inputs, same scheduled-sampling mask
+    with torch.no_grad():
+        ref, _ = theirs(reshape_patch(batch.permute(0, 1, 3, 4, 2), PATCH), mask, return_loss=False)
+        ref = reshape_patch_back(ref, PATCH).permute(0, 1, 4, 2, 3)  # (B, 19, 1, 64, 64)
+        mine = ours(batch[:, :TC], TF, targets=batch[:, TC:], teacher_mask=mask_bits, return_context=True)
+    diff = float((ref - mine).abs().max())
+    print(f"same weights -> same float32 outputs (19 frames): max |diff| = {diff:.2e} "
+          f"({'OK' if diff < 1e-5 else 'MISMATCH'}, tolerance 1e-5)")
+
+    opt_t = torch.optim.Adam(theirs.parameters(), lr=1e-4)
+    rows = [("OpenSTL ConvLSTM (re-implemented), fp32", _time(lambda: _openstl_step(theirs, opt_t, batch, mask), steps))]
+    for name, amp, cl in (("ours, fp32", False, False), ("ours, fp32 channels-last", False, True),
+                          ("ours, bf16 autocast", True, False)):
+        model = ConvLSTMPredictor(1, HIDDEN, LAYERS, FILTER, PATCH, head="direct")
+        _load_into_ours(model, theirs)
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        rows.append((name, _time(lambda m=model, o=opt, a=amp: _our_step(m, o, batch, mask_bits, a), steps)))
+    base = rows[0][1]
+    print(f"\ntraining step, batch {BATCH}, {LAYERS}x{HIDDEN} hidden, patch {PATCH}, filter {FILTER}, 10->10, "
+          f"{torch.get_num_threads()} threads, mean of {steps} steps after 1 warm-up")
+    for name, s in rows:
+        print(f"  {name:42s} {s:7.2f} s/step   {base / s:5.2f}x")
+
+    with torch.no_grad():
+        one = batch[:1]
+        zero_mask = torch.zeros(1, TF - 1, 16, 16, PATCH * PATCH)
+        t_theirs = _time(lambda: theirs(reshape_patch(one.permute(0, 1, 3, 4, 2), PATCH), zero_mask, return_loss=False),
+                         steps)
+        t_ours = _time(lambda: ours(one[:, :TC], TF), steps)
+
+        def bf16():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return ours(one[:, :TC], TF)
+
+        t_bf16 = _time(bf16, steps)
+    print("10->10 prediction, batch 1, no grad:")
+    print(f"  {'OpenSTL ConvLSTM (re-implemented), fp32':42s} {t_theirs:7.3f} s")
+    print(f"  {'ours, fp32':42s} {t_ours:7.3f} s   {t_theirs / t_ours:5.2f}x")
+    print(f"  {'ours, bf16 autocast':42s} {t_bf16:7.3f} s   {t_theirs / t_bf16:5.2f}x")
+
+
+def quality(seconds: float) -> None:
+    """Moving MNIST after the same wall-clock budget each (held-out digits 4000-4999), 10 -> 10."""
+    from data_recipes import moving_mnist
+    from ganapps.video.data import MovingMNIST, load_mnist_digits
+    from ganapps.video.nets import ConvLSTMPredictor
+    from ganapps.video.pipeline import horizon_metrics
+
+    digits = load_mnist_digits(moving_mnist.fetch_digits())
+    train, test = MovingMNIST(digits[:4000], 20, seed=0), MovingMNIST(digits[4000:], 20, items=64, seed=10_000)
+    test_x = (torch.stack([test[i] for i in range(len(test))]) + 1) / 2  # (N, 20, 1, 64, 64) in [0, 1]
+    print(f"\nMoving MNIST after {seconds:.0f} s of CPU training each (batch {BATCH}, lr 1e-3, "
+          f"{LAYERS}x{HIDDEN}); {len(test)} held-out sequences; MSE summed per frame (OpenSTL convention)")
+    for name in ("OpenSTL ConvLSTM (re-implemented), fp32", "ours, bf16 autocast"):
+        torch.manual_seed(0)
+        theirs = OpenSTLConvLSTM(LAYERS, [HIDDEN] * LAYERS, PATCH * PATCH, FILTER, TC, TF)
+        model = ConvLSTMPredictor(1, HIDDEN, LAYERS, FILTER, PATCH, head="direct")
+        _load_into_ours(model, theirs)
+        opt = torch.optim.Adam((theirs if name.startswith("Open") else model).parameters(), lr=1e-3)
+        t0, n = time.perf_counter(), 0
+        while time.perf_counter() - t0 < seconds:
+            batch = (torch.stack([train[n * BATCH + i] for i in range(BATCH)]) + 1) / 2
+            mask_bits = torch.zeros(BATCH, TF - 1)  # OpenSTL's schedule starts at teacher forcing; keep it simple: free-running
+            if name.startswith("Open"):
+                mask = mask_bits.view(BATCH, TF - 1, 1, 1, 1).expand(-1, -1, 16, 16, PATCH * PATCH)
+                _openstl_step(theirs, opt, batch, mask)
+            else:
+                _our_step(model, opt, batch, mask_bits, True)
+            n += 1
+        if name.startswith("Open"):
+            _load_into_ours(model, theirs)  # evaluate through the same code path (identical in fp32)
+        with torch.no_grad():
+            pred = torch.cat([model(test_x[i:i + 8, :TC], TF) for i in range(0, len(test_x), 8)])
+        m = horizon_metrics(pred * 2 - 1, test_x[:, TC:] * 2 - 1)
+        print(f"  {name:42s} {n:5d} steps   MSE {m['mse_mean']:7.1f}   SSIM {m['ssim_mean']:.3f}")
+    black = horizon_metrics(torch.zeros_like(test_x[:, TC:]) * 2 - 1, test_x[:, TC:] * 2 - 1)
+    last = horizon_metrics(test_x[:, TC - 1:TC].expand(-1, TF, -1, -1, -1) * 2 - 1, test_x[:, TC:] * 2 - 1)
+    print(f"  {'all-black frames':42s} {'':11s} MSE {black['mse_mean']:7.1f}   SSIM {black['ssim_mean']:.3f}")
+    print(f"  {'copy-last-frame':42s} {'':11s} MSE {last['mse_mean']:7.1f}   SSIM {last['ssim_mean']:.3f}")
+
+
+def real_clips(adapt_steps: int) -> None:
+    """Default model vs baselines on held-out rendered camera-motion clips at their own 128x128 size."""
+    from data_recipes import video_photos
+    from ganapps.video.pipeline import (
+        DEFAULT_MODEL,
+        Predictor,
+        copy_last,
+        flow_extrapolate,
+        horizon_metrics,
+        read_clip,
+    )
+
+    if not (DEFAULT_MODEL / "weights.safetensors").is_file():
+        print(f"\nreal clips: skipped, no default model in {DEFAULT_MODEL}")
+        return
+    pred = Predictor.from_checkpoint(DEFAULT_MODEL)
+    clips = video_photos.eval_clips()
+    tc, k, first = pred.context, 5, 11 - pred.context  # context ends at frame 10, targets 11..15
+    rows: dict[str, list[torch.Tensor]] = {"model": [], f"model --adapt {adapt_steps}": [], "copy-last": [],
+                                           "flow (Farneback)": []}
+    t_adapt = 0.0
+    for path in clips:
+        x = read_clip(path)  # (16, 3, 128, 128)
+        context, target = x[first:first + tc], x[first + tc:first + tc + k]
+        rows["model"].append(pred(context, k))
+        t0 = time.perf_counter()
+        adapted = pred.adapted(read_clip(path, 0, first + tc, (pred.size, pred.size)), adapt_steps)
+        t_adapt += time.perf_counter() - t0
+        rows[f"model --adapt {adapt_steps}"].append(adapted(context, k))
+        rows["copy-last"].append(copy_last(context.unsqueeze(0), k)[0])
+        rows["flow (Farneback)"].append(flow_extrapolate(context.unsqueeze(0), k)[0])
+        rows.setdefault("_target", []).append(target)
+    target = torch.stack(rows.pop("_target"))
+    print(f"\nreal clips: {len(clips)} held-out camera-motion clips (chelsea, coffee, rocket; 128x128, model at "
+          f"{pred.size}x{pred.size}), {tc} context frames, horizons 1..{k}; adapt {t_adapt / len(clips):.1f} s/clip")
+    for metric in ("psnr", "ssim"):
+        print(f"  {metric:5s} horizon            " + " ".join(f"{h:>6d}" for h in range(1, k + 1)) + "    mean")
+        for name, preds in rows.items():
+            m = horizon_metrics(torch.stack(preds), target)
+            print(f"    {name:26s} " + " ".join(f"{v:6.2f}" if metric == "psnr" else f"{v:6.3f}" for v in m[metric])
+                  + (f"  {m[metric + '_mean']:6.2f}" if metric == "psnr" else f"  {m[metric + '_mean']:6.3f}"))
+
+
+def main() -> None:
+    steps = int(os.environ.get("BENCH_VIDEO_STEPS", "3"))
+    throughput(steps)
+    q = float(os.environ.get("BENCH_VIDEO_QUALITY_S", "0"))
+    if q > 0:
+        quality(q)
+    real_clips(int(os.environ.get("BENCH_VIDEO_ADAPT", "20")))
+
+
+if __name__ == "__main__":
+    main()
