@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import json
 import math
+import os
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -122,6 +123,12 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a torchrun launch, which stay silent."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def print_json(obj: dict[str, Any]) -> None:
-    """One JSON object on the last line of stdout (non-finite floats as null)."""
-    print(json.dumps(_clean(obj)), flush=True)
+    """One JSON object on the last line of stdout (non-finite floats as null); rank 0 only."""
+    if is_main_process():
+        print(json.dumps(_clean(obj)), flush=True)

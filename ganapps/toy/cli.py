@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from .._cli import train_command
+from .._cli import is_main_process, train_command
 from ..engine.trainer import train
 from .config import PRESETS, ToyConfig
 from .task import ToyTask
@@ -33,7 +33,7 @@ HELP = {
 def run(cfg: ToyConfig, *, json_out: bool) -> dict:
     result = train(ToyTask(cfg))
     ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
-    if not json_out and ev:
+    if not json_out and ev and is_main_process():
         print(f"modes {ev['modes']:.0f}  high_quality {ev['high_quality']:.3f}  reverse_kl {ev['reverse_kl']:.3f}  "
               f"run {result.run_dir}")
     if result.interrupted:
