@@ -56,12 +56,13 @@ def quality_table(model: Path) -> dict[str, dict[str, float]]:
     print(f"model {model}: {len(train)} training and {len(real)} held-out MNI152 T1 axial slices "
           f"({synth.size} px); {N_FAKE} samples per generator")
     results = {name: quality(x, real, train) for name, x in rows.items()}
-    keys = ["swd", "kid", "precision", "recall", "ms_ssim_fake", "near_copy_share", "nn_ratio_median"]
+    keys = ["swd", "kid", "kid_pixels", "precision", "recall", "ms_ssim_fake", "near_copy_share", "nn_ratio_median"]
     print(f"{'':30s}" + "".join(f"{k:>16s}" for k in keys))
     for name, r in results.items():
         print(f"{name:30s}" + "".join(f"{r[k]:16.3f}" for k in keys))
     print(f"(real held-out MS-SSIM {results['(c) held-out real slices']['ms_ssim_real']:.3f}; "
-          f"SWD x1e3 and KID x1e3 on 16x16 pixels vs held-out; near-copy = nearest-training-slice distance "
+          f"vs held-out: SWD x1e3, KID x1e3 on intensity/gradient histograms + 8x8 layout (kid) and on 16x16 pixels (kid_pixels), "
+          f"precision/recall on the intensity features; row (c) compares the held-out set with itself; near-copy = nearest-training-slice distance "
           f"< 0.5 x median train-train neighbour distance, 32x32 pixels)")
     return results
 

@@ -119,7 +119,7 @@ class MedicalConfig(TrainConfig):
 PRESETS: dict[str, dict] = {
     "default": {},
     # the shipped default model: MNI152 T1 axial slices at 64 px, bounded to about 25 minutes on one CPU thread
-    "mni": {"size": 64, "model": "dcgan", "channels": 12, "steps": 6000},
+    "mni": {"size": 64, "model": "dcgan", "channels": 12, "steps": 6000, "ema_rampup": 0.05},
     "dcgan": {"model": "dcgan", "use_minibatch_std": False},
     "tiny": {"size": 32, "channels": 8, "z_dim": 16, "batch_size": 4, "steps": 4, "eval_samples": 8,
              "log_every_steps": 1, "sample_every_steps": 2, "checkpoint_every_steps": 2,

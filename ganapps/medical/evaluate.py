@@ -2,9 +2,11 @@
 diversity, precision/recall, and the memorization audit, which is reported every time (leaking patient
 data is the first risk of a medical GAN). Inference only: no task or trainer imports.
 
-Features: grayscale slices have no pretrained feature network that fits them offline, so KID, precision/recall
-use the engine's `PixelExtractor` (area-resized intensities, 16 x 16) and the memorization audit compares
-32 x 32 pixels (a near-copy is near in pixels).
+Features: grayscale slices have no pretrained feature network that fits them offline. KID is reported on two
+extractors: `IntensityExtractor` (intensity and gradient histograms plus coarse layout: what a radiologist's
+first look checks, tissue contrast and edges) and the engine's `PixelExtractor` (16 x 16 intensities);
+precision/recall use the intensity features; the memorization audit compares 32 x 32 pixels (a near-copy is
+near in pixels).
 """
 
 from __future__ import annotations
@@ -27,15 +29,41 @@ from ..engine.metrics import (
 from .data import SliceDataset
 from .pipeline import Synthesizer
 
-KID_FEATURES = PixelExtractor(16)
+
+class IntensityExtractor:
+    """First-order intensity features for grayscale slices, (B, 1, H, W) in [-1, 1] -> (B, 32 + 16 + 64):
+    the square roots of the 32-bin intensity histogram and of the 16-bin Sobel gradient-magnitude histogram
+    (Hellinger embeddings: each block has unit norm, so Euclidean distances between them are Hellinger
+    distances between histograms), and the 8 x 8 area-resized image / 8 (coarse layout, norm <= 1).
+    Weights-free and per image. A Gaussian in pixel space (blurred, mixed intensities) differs from real
+    tissue here even where its pixel means and covariances match."""
+
+    name = "intensity-hist32-grad16-layout8"
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().clamp(-1, 1)
+        b = len(x)
+        kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8
+        gx = torch.nn.functional.conv2d(x, kx.view(1, 1, 3, 3), padding=1)
+        gy = torch.nn.functional.conv2d(x, kx.t().reshape(1, 1, 3, 3), padding=1)
+        grad = (gx**2 + gy**2).sqrt().clamp(max=1.0)  # (B, 1, H, W) in [0, 1]
+        hist = torch.stack([torch.histc(v, 32, -1, 1) for v in x.view(b, -1)])  # (B, 32)
+        ghist = torch.stack([torch.histc(v, 16, 0, 1) for v in grad.view(b, -1)])  # (B, 16)
+        layout = torch.nn.functional.interpolate(x, size=(8, 8), mode="area").flatten(1) / 8  # (B, 64)
+        return torch.cat([(hist / hist.sum(1, keepdim=True)).sqrt(), (ghist / ghist.sum(1, keepdim=True)).sqrt(),
+                          layout], 1)
+
+
+KID_FEATURES = IntensityExtractor()
+PIXEL_FEATURES = PixelExtractor(16)
 COPY_FEATURES = PixelExtractor(32)
 
 
 def quality(fake: torch.Tensor, real: torch.Tensor, train: torch.Tensor, seed: int = 0) -> dict[str, float]:
     """fake (M, 1, S, S), real held-out (N, 1, S, S), train (T, 1, S, S), all in [-1, 1] -> metrics.
 
-    swd: ProGAN SWD x 1e3 (lower better); kid: KID x 1e3 on 16 x 16 pixels (lower better); precision/recall
-    (k=5) on the same features; ms_ssim_fake/ms_ssim_real: mean MS-SSIM of random pairs (closer to the real
+    swd: ProGAN SWD x 1e3 (lower better); kid: KID x 1e3 on `IntensityExtractor` features, kid_pixels: KID x 1e3
+    on 16 x 16 pixels (lower better); precision/recall (k=5) on the intensity features; ms_ssim_fake/ms_ssim_real: mean MS-SSIM of random pairs (closer to the real
     value is better, 1 = one repeated image); near_copy_share: share of samples closer to a training slice
     than half the median train-to-train nearest-neighbour distance (32 x 32 pixels).
     """
@@ -45,10 +73,13 @@ def quality(fake: torch.Tensor, real: torch.Tensor, train: torch.Tensor, seed: i
     kid = kid_from_features(fr, ff, num_subsets=100, subset_size=1000, seed=seed)
     k = min(5, len(real) - 1, len(fake) - 1)
     pr = prdc(fr, ff, k=k)
+    kid_px = kid_from_features(PIXEL_FEATURES(real).numpy(), PIXEL_FEATURES(fake).numpy(), num_subsets=100,
+                               subset_size=1000, seed=seed)
     mem = memorization_audit(COPY_FEATURES(fake).numpy(), COPY_FEATURES(train).numpy())
     pairs = min(500, len(fake) * (len(fake) - 1) // 2)
     return {
         "swd": swd.mean, "kid": kid.mean * 1e3, "kid_std": kid.std * 1e3,
+        "kid_pixels": kid_px.mean * 1e3, "kid_pixels_std": kid_px.std * 1e3,
         "precision": pr.precision, "recall": pr.recall, "density": pr.density, "coverage": pr.coverage,
         "ms_ssim_fake": ms_ssim_diversity(fake, num_pairs=pairs, seed=seed),
         "ms_ssim_real": ms_ssim_diversity(real, num_pairs=min(500, len(real) * (len(real) - 1) // 2), seed=seed),
@@ -94,7 +125,7 @@ def evaluate_model(model: str | os.PathLike, data: list[str] | None = None, n: i
 
 
 def format_report(r: dict) -> str:
-    return (f"SWD {r['swd']:.1f}  KID(pixels) {r['kid']:.2f}  precision {r['precision']:.3f}  recall "
+    return (f"SWD {r['swd']:.1f}  KID(intensity) {r['kid']:.2f}  KID(pixels) {r['kid_pixels']:.2f}  precision {r['precision']:.3f}  recall "
             f"{r['recall']:.3f}  MS-SSIM {r['ms_ssim_fake']:.3f} (real {r['ms_ssim_real']:.3f})\n"
             f"memorization: {100 * r['near_copy_share']:.1f}% of {r['n_fake']} samples are near-copies of "
             f"training slices (nearest-neighbour ratio < {r['near_copy_threshold']}; median ratio "

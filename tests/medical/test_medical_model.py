@@ -133,3 +133,15 @@ def test_modality_translation_reuses_the_cyclegan_task(tmp_path, head_nifti):
                          use_tensorboard=False, write_report=False, eval_images=2, preview_images=1, device="cpu")
     result = train(CycleGANTask(run))
     assert result.step == 1
+
+
+def test_intensity_extractor_blocks_are_hellinger_embeddings():
+    from ganapps.medical.evaluate import IntensityExtractor
+
+    x = torch.rand(3, 1, 32, 32) * 2 - 1
+    f = IntensityExtractor()(x)
+    assert f.shape == (3, 32 + 16 + 64)
+    torch.testing.assert_close(f[:, :32].norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(f[:, 32:48].norm(dim=1), torch.ones(3))
+    # per image: the features of one image do not depend on the rest of the batch
+    torch.testing.assert_close(IntensityExtractor()(x[:1]), f[:1])
