@@ -114,7 +114,7 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:
-    """Offline quality report: SWD, KID (pixel features), MS-SSIM diversity, precision/recall, and the
+    """Offline quality report: SWD, KID (intensity features and pixels), MS-SSIM diversity, precision/recall, and the
     memorization audit (share of samples that are near-copies of training slices)."""
     from .evaluate import evaluate_model, format_report
 

@@ -148,3 +148,20 @@ def save_pngs(images: torch.Tensor, folder: str | os.PathLike) -> Path:
     for i, a in enumerate(arr):
         Image.fromarray(a, mode="L").save(folder / f"slice_{i:04d}.png")
     return folder
+
+
+def export_model(run: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy what inference needs from a run or checkpoint into a model folder: config.yaml and a
+    weights.safetensors holding only the generator (the EMA copy, as `gen_ema`, when there is one)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder = ckpt.resolve(run)
+    weights = ckpt.load_weights(folder)
+    name = "gen_ema" if "gen_ema" in weights else "gen"
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    save_file(ckpt.flatten_weights({name: weights[name]}), str(dest / ckpt.WEIGHTS))
+    shutil.copyfile(folder / ckpt.CONFIG, dest / ckpt.CONFIG)
+    return dest

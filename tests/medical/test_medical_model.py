@@ -71,6 +71,11 @@ def test_tiny_training_step_and_sampling_shapes(tmp_path, head_nifti, condition)
         assert out.shape == (5, 1, 32, 32) and out.abs().max() <= 1
         torch.testing.assert_close(out, synth(5, seed=3))
         assert not torch.equal(out, synth(5, seed=4))
+    if condition == "none":  # a model folder holds only the generator and reproduces the run's samples
+        from ganapps.medical.pipeline import export_model
+
+        model = export_model(result.run_dir, tmp_path / "model")
+        torch.testing.assert_close(Synthesizer.from_checkpoint(model)(5, seed=3), out)
     path = synth.save(out, tmp_path / "synth.nii.gz")
     im = nib.load(str(path))
     assert im.shape == (32, 32, len(out)) and im.header.get_zooms() == pytest.approx(synth.spacing_mm)
