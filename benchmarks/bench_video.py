@@ -123,7 +123,7 @@ def _openstl_step(model, opt, batch, mask):
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def _our_step(model, opt, batch, mask, amp: bool):
@@ -133,15 +133,21 @@ def _our_step(model, opt, batch, mask, amp: bool):
     opt.zero_grad()
     loss.backward()
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
-def _time(fn, steps: int) -> float:
-    fn()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(steps):
+def _time_interleaved(fns, steps: int) -> list[float]:
+    """Mean seconds per call of each fn, calls interleaved round by round so that load changes on a shared
+    machine hit every implementation alike (one warm-up call each first)."""
+    for fn in fns:
         fn()
-    return (time.perf_counter() - t0) / steps
+    total = [0.0] * len(fns)
+    for _ in range(steps):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            total[i] += time.perf_counter() - t0
+    return [t / steps for t in total]
 
 
 def throughput(steps: int) -> None:
@@ -166,7 +172,7 @@ def throughput(steps: int) -> None:
           f"({'OK' if diff < 1e-5 else 'MISMATCH'}, tolerance 1e-5)")
 
     opt_t = torch.optim.Adam(theirs.parameters(), lr=1e-4)
-    rows = [("OpenSTL ConvLSTM (re-implemented), fp32", _time(lambda: _openstl_step(theirs, opt_t, batch, mask), steps))]
+    fns = [("OpenSTL ConvLSTM (re-implemented), fp32", lambda: _openstl_step(theirs, opt_t, batch, mask))]
     for name, amp, cl in (("ours, fp32", False, False), ("ours, fp32 channels-last", False, True),
                           ("ours, bf16 autocast", True, False)):
         model = ConvLSTMPredictor(1, HIDDEN, LAYERS, FILTER, PATCH, head="direct")
@@ -174,25 +180,24 @@ def throughput(steps: int) -> None:
         if cl:
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        rows.append((name, _time(lambda m=model, o=opt, a=amp: _our_step(m, o, batch, mask_bits, a), steps)))
+        fns.append((name, lambda m=model, o=opt, a=amp: _our_step(m, o, batch, mask_bits, a)))
+    rows = list(zip([n for n, _ in fns], _time_interleaved([f for _, f in fns], steps), strict=True))
     base = rows[0][1]
     print(f"\ntraining step, batch {BATCH}, {LAYERS}x{HIDDEN} hidden, patch {PATCH}, filter {FILTER}, 10->10, "
-          f"{torch.get_num_threads()} threads, mean of {steps} steps after 1 warm-up")
+          f"{torch.get_num_threads()} threads, mean of {steps} interleaved steps after 1 warm-up")
     for name, s in rows:
         print(f"  {name:42s} {s:7.2f} s/step   {base / s:5.2f}x")
 
     with torch.no_grad():
         one = batch[:1]
         zero_mask = torch.zeros(1, TF - 1, 16, 16, PATCH * PATCH)
-        t_theirs = _time(lambda: theirs(reshape_patch(one.permute(0, 1, 3, 4, 2), PATCH), zero_mask, return_loss=False),
-                         steps)
-        t_ours = _time(lambda: ours(one[:, :TC], TF), steps)
-
         def bf16():
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return ours(one[:, :TC], TF)
 
-        t_bf16 = _time(bf16, steps)
+        t_theirs, t_ours, t_bf16 = _time_interleaved(
+            [lambda: theirs(reshape_patch(one.permute(0, 1, 3, 4, 2), PATCH), zero_mask, return_loss=False),
+             lambda: ours(one[:, :TC], TF), bf16], steps)
     print("10->10 prediction, batch 1, no grad:")
     print(f"  {'OpenSTL ConvLSTM (re-implemented), fp32':42s} {t_theirs:7.3f} s")
     print(f"  {'ours, fp32':42s} {t_ours:7.3f} s   {t_theirs / t_ours:5.2f}x")
