@@ -22,8 +22,12 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
+# CycleGAN on the built-in photo <-> painting set: a short CPU run, then its test photos translated into one grid.
 demo: install
-	$(BIN)/ganapps toy train --dataset ring --out runs/demo-toy
+	rm -rf runs/demo-cyclegan
+	$(BIN)/ganapps cyclegan train --preset fast --steps 300 --ngf 16 --ndf 16 --use-amp --out runs/demo-cyclegan
+	$(BIN)/ganapps cyclegan translate "$$($(BIN)/python -m data_recipes.cyclegan_builtin --print-dir)/testA" \
+		--model runs/demo-cyclegan --out runs/demo-cyclegan/translated --grid runs/demo-cyclegan/grid.png
 
 bench: install
 	$(BIN)/python -m benchmarks

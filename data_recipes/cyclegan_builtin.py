@@ -3,6 +3,7 @@
 crops of *other* photos painted with OpenCV's edge-preserving stylization filter (domain B).
 
     python -m data_recipes.cyclegan_builtin [DEST]   # build (once), verify, print counts
+    python -m data_recipes.cyclegan_builtin --print-dir   # build if needed, print only its folder
 
 Layout (the reference's): trainA/ 320, trainB/ 320, testA/ 40, testB/ 40 PNGs of 128x128 RGB, plus testA_painted/
 (the 40 testA crops painted by the same filter: ground truth for paired PSNR/SSIM of an A -> B model).
@@ -137,6 +138,9 @@ def build(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--print-dir"]:  # for scripts: build if needed, print only the folder
+        print(build(argv[1] if len(argv) > 1 else None))
+        return
     root = build(argv[0] if argv else None, quiet=False)
     print(f"{root}: " + ", ".join(f"{k} {v}" for k, v in verify(root).items()))
 

@@ -135,6 +135,8 @@ def translate(
     model: ModelOpt = None,
     direction: DirectionOpt = "a2b",
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="write input | output pictures")] = False,
+    grid: Annotated[Optional[Path], typer.Option("--grid", help="also write every input | output pair into "  # noqa: UP045
+                                                 "one picture")] = None,
     tile_size: Annotated[int, typer.Option("--tile-size", help="translate larger images in tiles of this size")] = 1024,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="tile overlap in pixels")] = 128,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
@@ -147,8 +149,8 @@ def translate(
     from tqdm.auto import tqdm
 
     from .data import read_image
+    from .pipeline import contact_sheet, to_pil, to_tensor
     from .pipeline import side_by_side as sbs
-    from .pipeline import to_pil, to_tensor
 
     if direction not in ("a2b", "b2a"):
         raise InputError(f"--direction {direction}: expected a2b or b2a")
@@ -160,10 +162,12 @@ def translate(
                          f"translate them into separate --out folders")
     translator = _translator(model, device, tile_size, tile_overlap)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, pairs = [], []
     for f in tqdm(files, disable=quiet, unit="img", file=sys.stderr):
         arr = read_image(f, translator.channels)
         y = to_pil(translator.translate_tensor(to_tensor(arr), direction)[0])
+        if grid is not None:
+            pairs.append(sbs(to_pil(to_tensor(arr)[0]), y))
         if side_by_side:
             y = sbs(to_pil(to_tensor(arr)[0]), y)
         dest = out / f.name
@@ -171,8 +175,13 @@ def translate(
             y = y.convert("RGB")
         y.save(dest)
         written.append(str(dest))
+    result = {"outputs": written, "direction": direction, "count": len(written)}
+    if grid is not None:
+        grid.parent.mkdir(parents=True, exist_ok=True)
+        contact_sheet(pairs).save(grid)
+        result["grid"] = str(grid)
     if json_out:
-        print_json({"outputs": written, "direction": direction, "count": len(written)})
+        print_json(result)
     elif not quiet:
         print(f"{len(written)} image(s) -> {out}")
 

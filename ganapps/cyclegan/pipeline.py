@@ -222,6 +222,21 @@ def side_by_side(left: Image.Image, right: Image.Image, gap: int = 4) -> Image.I
     return canvas
 
 
+def contact_sheet(images: list[Image.Image], columns: int = 4, height: int = 128, gap: int = 6) -> Image.Image:
+    """Pictures (e.g. input | output pairs) scaled to one height and laid out `columns` per row on white."""
+    scaled = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height), Image.BICUBIC)
+              for im in images]
+    rows = [scaled[i:i + columns] for i in range(0, len(scaled), columns)]
+    width = max(sum(im.width for im in row) + gap * (len(row) - 1) for row in rows)
+    sheet = Image.new("RGB", (width, len(rows) * (height + gap) - gap), (255, 255, 255))
+    for r, row in enumerate(rows):
+        x = 0
+        for im in row:
+            sheet.paste(im, (x, r * (height + gap)))
+            x += im.width + gap
+    return sheet
+
+
 def preview_grid(rows: list[list[torch.Tensor]], gap: int = 2) -> torch.Tensor:
     """Blocks of columns, e.g. [[real_a, fake_b, rec_a], [real_b, fake_a, rec_b]], each (N, C, H, W) of one
     size, -> one (C, H', W') picture in [-1, 1]: one line per image, the columns side by side, white gaps."""

@@ -14,7 +14,6 @@ from torch import nn
 
 from ganapps.cli import main
 from ganapps.cyclegan.config import CycleGANConfig
-from ganapps.cyclegan.nets import build_generator
 from ganapps.cyclegan.pipeline import Translator, export_model, run_tiled
 from ganapps.cyclegan.task import CycleGANTask
 from ganapps.engine.errors import InputError
@@ -140,8 +139,9 @@ def test_cli_translate_keeps_names_sizes_and_side_by_side(run_dir, tmp_path, cap
     assert Image.open(out / "a photo.jpg").size == (45, 33)
     assert Image.open(out / "deep.png").size == (19, 35)
     assert main(["cyclegan", "translate", str(src), "--model", str(run_dir), "--out", str(tmp_path / "sbs"),
-                 "--side-by-side", "--direction", "b2a", "--quiet"]) == 0
+                 "--side-by-side", "--direction", "b2a", "--grid", str(tmp_path / "grid.png"), "--quiet"]) == 0
     assert Image.open(tmp_path / "sbs" / "alpha.png").size == (2 * 20 + 4, 24)
+    assert Image.open(tmp_path / "grid.png").height == 128  # 3 pairs, one row
 
 
 def test_cli_errors_are_one_line_with_exit_2(run_dir, tmp_path, capsys):
