@@ -35,6 +35,7 @@ HELP = {
     "resume": "continue the run in --out from its latest checkpoint",
     "quiet": "no progress bar",
     "num_workers": "data loader worker processes",
+    "threads": "torch CPU threads (0: torch's default)",
     "eval_every_steps": "evaluate (eval/* in metrics.jsonl) every N steps (0: only at the end)",
     "use_tensorboard": "write TensorBoard events to RUN/tb",
     "write_report": "write RUN/report.html (plots, samples, health verdicts) at the end",

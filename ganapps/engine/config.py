@@ -43,6 +43,7 @@ class TrainConfig:
     nonfinite_patience: int = 5  # consecutive skipped steps before a rollback
     nonfinite_lr_factor: float = 0.5  # LR multiplier applied at each rollback
     num_workers: int = 0
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
     use_tensorboard: bool = True
     write_report: bool = True  # RUN/report.html at the end of training
     resume: bool = False
@@ -55,7 +56,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise InputError(f"option {name}={getattr(self, name)!r}: expected a positive integer")
         for name in ["grad_clip_norm", "ema_halflife_images", "ema_rampup", "warmup_steps", "num_workers",
-                     "eval_every_steps"]:
+                     "eval_every_steps", "threads"]:
             if getattr(self, name) < 0:
                 raise InputError(f"option {name}={getattr(self, name)!r}: expected >= 0")
         if not 0 < self.nonfinite_lr_factor <= 1:

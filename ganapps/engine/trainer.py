@@ -144,6 +144,8 @@ class Trainer:
 
     def _build(self) -> None:
         cfg = self.cfg
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.nets = {k: v.to(self.device) for k, v in self.task.build_nets().items()}
         for net in self.nets.values():

@@ -83,7 +83,7 @@ def test_stabilizer_options_are_wired(tmp_path):
     cfg = ToyConfig(out=str(tmp_path / "s"), steps=8, batch_size=32, hidden=16, log_every_steps=4, eval_samples=100,
                     quiet=True, use_tensorboard=False, write_report=False, use_spectral_norm=True,
                     use_minibatch_std=True, lecam_weight=0.1, instance_noise_std=0.1, real_label=0.9,
-                    init="orthogonal", n_critic=2)
+                    init="orthogonal", n_critic=2, loss="nonsaturating")
     task = ToyTask(cfg)
     result = train(task)
     assert "reg/lecam" in result.last_logs
