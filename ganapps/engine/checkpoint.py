@@ -151,3 +151,26 @@ def load_state(ckpt_dir: str | os.PathLike) -> dict[str, Any]:
         return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated or foreign files
         raise InputError(f"{f}: corrupt or unreadable trainer state ({type(e).__name__})") from None
+
+
+def load_for_inference(path: str | os.PathLike, config_cls: type) -> tuple[Path, Any, dict[str, dict[str, torch.Tensor]]]:
+    """What a pipeline needs: (folder, its config rebuilt as `config_cls`, {net: state_dict}).
+
+    `path` is a run folder, checkpoint folder, model folder or weights file (see `resolve`).
+    """
+    from .config import from_yaml
+
+    folder = resolve(path)
+    cfg_file = folder / CONFIG
+    if not cfg_file.is_file():
+        raise InputError(f"{cfg_file}: missing; a checkpoint or model folder needs config.yaml beside its weights")
+    return folder, from_yaml(config_cls, cfg_file), load_weights(folder)
+
+
+def pick_weights(weights: dict[str, dict[str, torch.Tensor]], name: str, *, use_ema: bool = True,
+                 where: str | os.PathLike = "checkpoint") -> dict[str, torch.Tensor]:
+    """The EMA copy of net `name` when present (and wanted), else the net itself, as float32 tensors."""
+    sd = weights.get(f"{name}_ema") if use_ema and f"{name}_ema" in weights else weights.get(name)
+    if sd is None:
+        raise InputError(f"{where}: no weights for '{name}' (found: {', '.join(sorted(weights)) or 'none'})")
+    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}

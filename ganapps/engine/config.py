@@ -50,15 +50,10 @@ class TrainConfig:
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        positive = ["steps", "batch_size", "log_every_steps", "sample_every_steps", "checkpoint_every_steps",
-                    "keep_checkpoints", "nonfinite_patience"]
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected a positive integer")
-        for name in ["grad_clip_norm", "ema_halflife_images", "ema_rampup", "warmup_steps", "num_workers",
-                     "eval_every_steps", "threads"]:
-            if getattr(self, name) < 0:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected >= 0")
+        require(self, positive=("steps", "batch_size", "log_every_steps", "sample_every_steps",
+                                "checkpoint_every_steps", "keep_checkpoints", "nonfinite_patience"),
+                non_negative=("grad_clip_norm", "ema_halflife_images", "ema_rampup", "warmup_steps", "num_workers",
+                              "eval_every_steps", "threads"))
         if not 0 < self.nonfinite_lr_factor <= 1:
             raise InputError(f"option nonfinite_lr_factor={self.nonfinite_lr_factor!r}: expected in (0, 1]")
         check_choices(self)
@@ -150,3 +145,17 @@ def from_yaml(cls: type[C], path: str | os.PathLike) -> C:
     data = load_yaml(path)
     hints = field_types(cls)
     return cls(**{k: v for k, v in data.items() if k in hints})
+
+
+def require(cfg: Any, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+            above_zero: tuple[str, ...] = ()) -> None:
+    """Validate fields by name: `positive` integers >= 1, `non_negative` >= 0, `above_zero` > 0 (floats)."""
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise InputError(f"option {name}={getattr(cfg, name)!r}: expected a positive integer")
+    for name in non_negative:
+        if getattr(cfg, name) < 0:
+            raise InputError(f"option {name}={getattr(cfg, name)!r}: expected >= 0")
+    for name in above_zero:
+        if getattr(cfg, name) <= 0:
+            raise InputError(f"option {name}={getattr(cfg, name)!r}: expected > 0")

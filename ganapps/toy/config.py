@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from ..engine.config import TrainConfig
+from ..engine.config import TrainConfig, require
 from ..engine.errors import InputError
 
 
@@ -43,15 +43,8 @@ class ToyConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("z_dim", "hidden", "layers", "n_critic", "r1_interval", "eval_samples"):
-            if getattr(self, name) < 1:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected a positive integer")
-        for name in ("lr_g", "lr_d"):
-            if getattr(self, name) <= 0:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected > 0")
-        for name in ("r1_gamma", "gp_weight", "instance_noise_std", "lecam_weight"):
-            if getattr(self, name) < 0:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected >= 0")
+        require(self, positive=("z_dim", "hidden", "layers", "n_critic", "r1_interval", "eval_samples"),
+                above_zero=("lr_g", "lr_d"), non_negative=("r1_gamma", "gp_weight", "instance_noise_std", "lecam_weight"))
         if not 0 < self.real_label <= 1:
             raise InputError(f"option real_label={self.real_label!r}: expected in (0, 1]")
 
