@@ -38,7 +38,8 @@ HELP = {
     "use_gray": "grayscale frames", "use_crop": "centre-crop frames to a square before resizing",
     "strict": "stop at the first unreadable video instead of skipping it with a warning",
     "predictor": "convlstm (Shi et al. 2015 encoder-forecaster) or conv3d",
-    "head": "direct (the frame), residual (last frame + change) or warp (flow-warped last frame + change)",
+    "head": "direct (the frame), residual (last frame + change), warp (flow-warped last frame + change) or "
+            "flowprior (warp with a learned correction to a Farneback flow of the last two frames)",
     "hidden": "ConvLSTM hidden channels / 3D-conv width", "layers": "stacked ConvLSTM cells / 3D-conv blocks",
     "kernel": "ConvLSTM gate kernel size", "patch": "patch size (frames are folded into patch x patch channels)",
     "disc_width": "critic base width", "use_frame_disc": "add a per-frame 2D critic",

@@ -24,7 +24,7 @@ class VideoConfig(TrainConfig):
     strict: bool = False
     # nets
     predictor: Literal["convlstm", "conv3d"] = "convlstm"
-    head: Literal["direct", "residual", "warp"] = "warp"
+    head: Literal["direct", "residual", "warp", "flowprior"] = "warp"
     hidden: int = 64
     layers: int = 2
     kernel: int = 5

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-HEADS = ("direct", "residual", "warp")
+HEADS = ("direct", "residual", "warp", "flowprior")
 
 
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -34,6 +34,21 @@ def warp(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=frame.device, dtype=frame.dtype)
     grid = base + flow.permute(0, 2, 3, 1) * scale  # (N, H, W, 2)
     return F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+@torch.no_grad()
+def farneback_prior(cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    """Classical motion prior: OpenCV Farneback flow from `cur` back to `prev` (N, C, H, W) in [-1, 1] ->
+    (N, 2, H, W) pixels, so that under constant velocity next(p) ~ cur(p + flow(p)). Not differentiable."""
+    import cv2
+    import numpy as np
+
+    def gray(x: torch.Tensor) -> np.ndarray:
+        return ((x.float().mean(0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+
+    flows = [cv2.calcOpticalFlowFarneback(gray(c), gray(p), None, 0.5, 3, 15, 3, 5, 1.2, 0)
+             for c, p in zip(cur, prev, strict=True)]
+    return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(cur.device, torch.float32)
 
 
 class ConvLSTMCell(nn.Module):
@@ -59,7 +74,9 @@ class ConvLSTMPredictor(nn.Module):
 
     Frames (B, T, C, H, W) are patched to (C*p*p, H/p, W/p); each step feeds one frame through `layers`
     cells and a 1x1 head predicts the next frame. Heads: "direct" (OpenSTL: the frame itself), "residual"
-    (last frame + change), "warp" (last frame warped by a predicted flow at 1/p resolution, plus a change).
+    (last frame + change), "warp" (last frame warped by a predicted flow at 1/p resolution, plus a change),
+    "flowprior" (as warp, the flow being a learned correction to a Farneback flow of the last two input frames,
+    held constant over the future: it starts as the flow-extrapolation baseline and learns what that misses).
     During the future steps the input is the previous prediction, or the ground truth where `teacher_mask`
     (B, future-1) is 1 (scheduled sampling, Bengio et al. 2015).
     """
@@ -73,7 +90,7 @@ class ConvLSTMPredictor(nn.Module):
         pc = channels * patch * patch
         self.cells = nn.ModuleList(ConvLSTMCell(pc if i == 0 else hidden, hidden, kernel) for i in range(layers))
         self.head = nn.Conv2d(hidden, pc, 1, bias=False)
-        if head == "warp":
+        if head in ("warp", "flowprior"):
             self.flow = nn.Conv2d(hidden, 2, 1)
             nn.init.zeros_(self.flow.weight)
             nn.init.zeros_(self.flow.bias)
@@ -81,7 +98,7 @@ class ConvLSTMPredictor(nn.Module):
             nn.init.zeros_(self.head.weight)
 
     def _step(self, frame: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]],
-              parts: dict | None = None) -> torch.Tensor:
+              parts: dict | None = None, prior: torch.Tensor | None = None) -> torch.Tensor:
         x = patchify(frame, self.patch)  # (B, C*p*p, H/p, W/p)
         for i, cell in enumerate(self.cells):
             state[i] = cell(x, *state[i])
@@ -91,12 +108,20 @@ class ConvLSTMPredictor(nn.Module):
             parts["delta"] = out
         if self.head_kind == "residual":
             out = frame + out
-        elif self.head_kind == "warp":
+        elif self.head_kind in ("warp", "flowprior"):
             flow = F.interpolate(self.flow(x), scale_factor=self.patch, mode="bilinear", align_corners=False)
+            flow = flow * self.patch if prior is None else flow * self.patch + prior.to(flow.dtype)
             if parts is not None:
-                parts["flow"] = flow * self.patch
-            out = warp(frame, flow * self.patch) + out
+                parts["flow"] = flow
+            out = warp(frame, flow) + out
         return out
+
+    def _priors(self, context: torch.Tensor) -> list[torch.Tensor | None]:
+        """Per context step t: the Farneback prior from frame t back to t-1 (None without the flowprior head)."""
+        if self.head_kind != "flowprior":
+            return [None] * context.shape[1]
+        zero = context.new_zeros(context.shape[0], 2, *context.shape[-2:])
+        return [zero] + [farneback_prior(context[:, t], context[:, t - 1]) for t in range(1, context.shape[1])]
 
     @torch.no_grad()
     def predict_hires(self, context: torch.Tensor, future: int, last_hires: torch.Tensor) -> torch.Tensor:
@@ -108,12 +133,13 @@ class ConvLSTMPredictor(nn.Module):
         sy, sx = size[0] / context.shape[-2], size[1] / context.shape[-1]
         zeros = context.new_zeros(b, self.hidden, context.shape[-2] // self.patch, context.shape[-1] // self.patch)
         state = [(zeros, zeros) for _ in self.cells]
+        priors = self._priors(context)
         for t in range(tc - 1):
-            self._step(context[:, t], state)
+            self._step(context[:, t], state, prior=priors[t])
         frame, hi, outs = context[:, -1], last_hires, []
         for _ in range(future):
             parts: dict = {}
-            frame = self._step(frame, state, parts)
+            frame = self._step(frame, state, parts, prior=priors[-1])
             delta = F.interpolate(parts["delta"], size=size, mode="bilinear", align_corners=False)
             if self.head_kind == "direct":
                 hi = F.interpolate(frame, size=size, mode="bilinear", align_corners=False)
@@ -133,15 +159,15 @@ class ConvLSTMPredictor(nn.Module):
             raise ValueError(f"frame size {h}x{w} is not divisible by patch={self.patch}")
         zeros = context.new_zeros(b, self.hidden, h // self.patch, w // self.patch)
         state = [(zeros, zeros) for _ in self.cells]
-        outs = []
+        outs, priors = [], self._priors(context)
         for t in range(tc):
-            outs.append(self._step(context[:, t], state))
+            outs.append(self._step(context[:, t], state, prior=priors[t]))
         for t in range(future - 1):
             frame = outs[-1]
             if targets is not None and teacher_mask is not None:
                 m = teacher_mask[:, t].view(b, 1, 1, 1).to(frame.dtype)
                 frame = m * targets[:, t] + (1 - m) * frame
-            outs.append(self._step(frame, state))
+            outs.append(self._step(frame, state, prior=priors[-1]))  # constant velocity
         y = torch.stack(outs, 1)  # (B, Tc + future - 1, C, H, W): y[:, k] predicts frame k+1
         return y if return_context else y[:, tc - 1:]
 

@@ -374,3 +374,16 @@ def test_high_resolution_replay_equals_the_roll_out_at_the_model_resolution():
         with torch.no_grad():
             assert torch.allclose(net(x, 5).clamp(-1, 1), net.predict_hires(x, 5, x[:, -1]), atol=1e-6)
         assert net.predict_hires(x, 3, torch.zeros(2, 3, 40, 24)).shape == (2, 3, 3, 40, 24)
+
+
+def test_flow_prior_head_starts_as_flow_extrapolation_of_a_pan():
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (32, 64), dtype=np.uint8), (5, 5), 1.5)
+    clip = to_tensor(np.stack([texture[:, 20 - t:52 - t] for t in range(6)])[..., None]).unsqueeze(0)
+    net = ConvLSTMPredictor(1, hidden=8, layers=1, kernel=3, patch=2, head="flowprior")
+    with torch.no_grad():
+        pred = net(clip[:, :4], 2)
+    inner = (..., slice(4, -4), slice(4, -4))
+    model = horizon_metrics(pred[inner], clip[:, 4:][inner])["mse"][0]
+    copy = horizon_metrics(copy_last(clip[:, :4], 2)[inner], clip[:, 4:][inner])["mse"][0]
+    assert model < 0.5 * copy
