@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from ..engine import checkpoint as ckpt
-from ..engine.config import from_yaml
 from ..engine.errors import InputError
 from .config import MedicalConfig
 from .data import AXES, one_hot, slices_to_volume, to_square_size, volume_slices
@@ -37,15 +36,8 @@ class Synthesizer:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Synthesizer:
         """A run folder, checkpoint folder, model folder (config.yaml + weights.safetensors) or weights file."""
-        folder = ckpt.resolve(path)
-        cfg_file = folder / ckpt.CONFIG
-        if not cfg_file.is_file():
-            raise InputError(f"{cfg_file}: missing; a medical model folder needs config.yaml next to its weights")
-        cfg = from_yaml(MedicalConfig, cfg_file)
-        weights = ckpt.load_weights(folder)
-        state = weights.get("gen_ema") or weights.get("gen")
-        if state is None:
-            raise InputError(f"{folder / ckpt.WEIGHTS}: no generator weights ('gen' or 'gen_ema')")
+        folder, cfg, weights = ckpt.load_for_inference(path, MedicalConfig)
+        state = ckpt.pick_weights(weights, "gen", where=folder / ckpt.WEIGHTS)
         gen = build_generator(cfg.model, cfg.condition, cfg.z_dim, cfg.size, cfg.channels, cfg.num_classes)
         try:
             gen.load_state_dict(state)
