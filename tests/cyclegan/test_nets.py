@@ -77,5 +77,5 @@ def test_unet_skip_carries_the_leaky_relu_of_its_input_as_the_reference():
 def test_engine_init_sets_the_dcgan_statistics():
     torch.manual_seed(0)
     gen = init_weights(build_generator("resnet_9blocks", 3, 3, 64, "instance", False), "normal", 0.02)
-    w = torch.cat([m.weight.flatten() for m in gen.modules() if isinstance(m, torch.nn.Conv2d)])
+    w = torch.cat([m.weight.detach().flatten() for m in gen.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(float(w.std()) - 0.02) < 0.001 and abs(float(w.mean())) < 0.001

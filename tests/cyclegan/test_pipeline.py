@@ -175,3 +175,19 @@ def test_cli_evaluate_reports_swd_kid_and_paired_psnr(run_dir, tmp_path, capsys)
     assert main(["cyclegan", "evaluate", "--model", str(run_dir), "--data", str(data), "--inception-weights",
                  str(tmp_path / "none.pth")]) == 2
     assert "Inception weights file not found" in capsys.readouterr().err
+
+
+def test_the_shipped_default_model_matches_its_card_and_translates():
+    import hashlib
+
+    import yaml
+
+    from ganapps.cyclegan.cli import default_model
+
+    folder = default_model()
+    card = yaml.safe_load((folder / "card.yaml").read_text())
+    assert hashlib.sha256((folder / "weights.safetensors").read_bytes()).hexdigest() == card["weights"]["sha256"]
+    t = Translator.from_checkpoint(folder)
+    x = torch.rand(1, 3, 30, 42) * 2 - 1
+    y = t(x)
+    assert y.shape == x.shape and torch.isfinite(y).all() and not torch.allclose(y, x, atol=1e-2)
