@@ -17,7 +17,6 @@ from PIL import Image
 from torch import nn
 
 from ..engine import checkpoint as ckpt
-from ..engine.config import from_yaml
 from ..engine.errors import InputError
 from .config import CycleGANConfig
 from .data import IMAGE_SUFFIXES, list_images, read_image, to_array
@@ -153,23 +152,16 @@ class Translator:
         """From a run folder (its latest checkpoint), a checkpoint folder, or a model folder
         (weights.safetensors + config.yaml). EMA generators are used when present and `use_ema`.
         fp16-stored weights are loaded back to float32."""
-        folder = ckpt.resolve(path)
-        cfg_file = folder / ckpt.CONFIG
-        if not cfg_file.is_file():
-            raise InputError(f"{folder}: no {ckpt.CONFIG} next to the weights (needed to rebuild the generators)")
-        cfg = from_yaml(CycleGANConfig, cfg_file)
-        weights = ckpt.load_weights(folder)
+        folder, cfg, weights = ckpt.load_for_inference(path, CycleGANConfig)
         nets = []
         for name in ("gen_ab", "gen_ba"):
-            sd = weights.get(f"{name}_ema") if use_ema and f"{name}_ema" in weights else weights.get(name)
-            if sd is None:
-                raise InputError(f"{folder / ckpt.WEIGHTS}: no weights for {name} (is this a CycleGAN model?)")
+            sd = ckpt.pick_weights(weights, name, use_ema=use_ema, where=folder / ckpt.WEIGHTS)
             net = build_generator(cfg.gen, cfg.channels, cfg.channels, cfg.ngf, cfg.norm, cfg.use_dropout)
             try:
-                net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+                net.load_state_dict(sd)
             except RuntimeError as e:
                 raise InputError(f"{folder / ckpt.WEIGHTS}: weights do not fit the {cfg.gen} generator in "
-                                 f"{cfg_file} ({str(e).splitlines()[0][:100]})") from None
+                                 f"{folder / ckpt.CONFIG} ({str(e).splitlines()[0][:100]})") from None
             nets.append(net)
         translator = cls(*nets, channels=cfg.channels, multiple=nets[0].size_multiple, device=device, **kwargs)
         translator.config = cfg
