@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from conftest import write_images
+from cyclegan_helpers import write_images
 from PIL import Image
 
 from ganapps.cyclegan.data import (

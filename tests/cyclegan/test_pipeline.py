@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import tiny
+from cyclegan_helpers import tiny
 from PIL import Image
 from torch import nn
 
@@ -23,7 +23,7 @@ from ganapps.engine.trainer import train
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A 2-step tiny run (its checkpoint is what the pipeline loads)."""
-    from conftest import write_images
+    from cyclegan_helpers import write_images
 
     root = tmp_path_factory.mktemp("cg")
     for d, seed in (("trainA", 1), ("trainB", 2), ("testA", 3), ("testB", 4)):

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import tiny
+from cyclegan_helpers import tiny
 from torch import nn
 
 from ganapps.cli import main
@@ -162,7 +162,7 @@ def test_bad_options_name_the_field():
 def test_every_loss_and_stabilizer_trains(dataset, tmp_path, opts):
     cfg = CycleGANConfig(**tiny(data=str(dataset), out=str(tmp_path / "run"), steps=2, **opts))
     if cfg.gen == "unet_128":
-        from conftest import write_images
+        from cyclegan_helpers import write_images
 
         for d in ("trainA", "trainB"):
             write_images(dataset / d, 2, size=(130, 130), seed=9)

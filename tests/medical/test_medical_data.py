@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import phantom, write_dicom_series, write_nifti
+from medical_helpers import phantom, write_dicom_series, write_nifti
 
 from ganapps.engine.errors import InputError
 from ganapps.medical.config import MedicalConfig, parse_window
