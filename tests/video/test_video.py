@@ -387,3 +387,19 @@ def test_flow_prior_head_starts_as_flow_extrapolation_of_a_pan():
     model = horizon_metrics(pred[inner], clip[:, 4:][inner])["mse"][0]
     copy = horizon_metrics(copy_last(clip[:, :4], 2)[inner], clip[:, 4:][inner])["mse"][0]
     assert model < 0.5 * copy
+
+
+@pytest.mark.slow
+def test_shipped_default_model_beats_copy_last_on_a_pan_of_a_texture(tmp_path):
+    from ganapps.video.pipeline import DEFAULT_MODEL
+
+    rng = np.random.default_rng(1)
+    texture = cv2.resize(cv2.GaussianBlur(rng.integers(0, 255, (64, 160, 3), dtype=np.uint8), (5, 5), 2), (320, 128))
+    frames = np.stack([texture[:, 100 - 3 * t:228 - 3 * t] for t in range(10)])  # (10, 128, 128, 3), 3 px/frame
+    pred = Predictor.from_checkpoint(DEFAULT_MODEL)
+    out = pred(frames[:6], 4)
+    truth = to_tensor(frames[6:])
+    model = horizon_metrics(out.unsqueeze(0)[..., 8:-8, 8:-8], truth.unsqueeze(0)[..., 8:-8, 8:-8])["psnr_mean"]
+    copy = horizon_metrics(to_tensor(frames[5:6]).expand(4, -1, -1, -1).unsqueeze(0)[..., 8:-8, 8:-8],
+                           truth.unsqueeze(0)[..., 8:-8, 8:-8])["psnr_mean"]
+    assert model > copy + 3, (model, copy)
