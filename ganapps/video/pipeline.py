@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import checkpoint as ckpt
-from ..engine.config import from_yaml
 from ..engine.errors import InputError
 from ..engine.metrics.image_quality import psnr, ssim
 from .config import VideoConfig
@@ -31,20 +30,13 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "video-default"
 
 def load_predictor(path: str | os.PathLike) -> tuple[nn.Module, VideoConfig]:
     """A run, checkpoint or model folder (or its weights file) -> (predictor net in eval mode, its config)."""
-    folder = ckpt.resolve(path)
-    cfg_file = folder / ckpt.CONFIG
-    if not cfg_file.is_file():
-        raise InputError(f"{folder}: no {ckpt.CONFIG} beside the weights; expected a checkpoint or model folder")
-    cfg = from_yaml(VideoConfig, cfg_file)
-    weights = ckpt.load_weights(folder)
-    name = "gen_ema" if "gen_ema" in weights else "gen"
-    if name not in weights:
-        raise InputError(f"{folder}: weights hold no video predictor ('gen'); nets found: {', '.join(weights)}")
+    folder, cfg, weights = ckpt.load_for_inference(path, VideoConfig)
+    state = ckpt.pick_weights(weights, "gen", where=folder / ckpt.WEIGHTS)
     net = build_predictor(cfg.predictor, channels=cfg.channels, context=cfg.context_frames,
                           future=cfg.future_frames, hidden=cfg.hidden, layers=cfg.layers, kernel=cfg.kernel,
                           patch=cfg.patch, head=cfg.head)
     try:
-        net.load_state_dict(weights[name])
+        net.load_state_dict(state)
     except RuntimeError as e:
         raise InputError(f"{folder}: weights do not match its config.yaml ({str(e).splitlines()[0][:120]})") from None
     return net.eval(), cfg
