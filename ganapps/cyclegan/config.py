@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from ..engine.config import TrainConfig
+from ..engine.config import TrainConfig, require
 from ..engine.errors import InputError
 
 
@@ -74,17 +74,11 @@ class CycleGANConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("load_size", "crop_size", "ngf", "ndf", "n_layers_d", "n_critic", "r1_interval",
-                     "preview_images", "eval_images", "cache_max_images"):
-            if getattr(self, name) < 1:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected a positive integer")
-        for name in ("lr_g", "lr_d"):
-            if getattr(self, name) <= 0:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected > 0")
-        for name in ("lambda_a", "lambda_b", "lambda_identity", "gp_weight", "r1_gamma", "instance_noise_std",
-                     "lecam_weight", "init_gain", "pool_size"):
-            if getattr(self, name) < 0:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected >= 0")
+        require(self, positive=("load_size", "crop_size", "ngf", "ndf", "n_layers_d", "n_critic", "r1_interval",
+                     "preview_images", "eval_images", "cache_max_images"),
+                above_zero=("lr_g", "lr_d"),
+                non_negative=("lambda_a", "lambda_b", "lambda_identity", "gp_weight", "r1_gamma", "instance_noise_std",
+                     "lecam_weight", "init_gain", "pool_size"))
         if not 0 < self.real_label <= 1:
             raise InputError(f"option real_label={self.real_label!r}: expected in (0, 1]")
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from ..engine.config import TrainConfig
+from ..engine.config import TrainConfig, require
 from ..engine.errors import InputError
 
 # CT windows in Hounsfield units: (level, width). Radiology teaching values.
@@ -84,15 +84,9 @@ class MedicalConfig(TrainConfig):
         super().__post_init__()
         if self.size not in SIZES:
             raise InputError(f"option size={self.size!r}: expected 64, 128 or 256 (32 for quick trials)")
-        for name in ("z_dim", "channels", "r1_interval", "eval_samples", "ada_adjust_images"):
-            if getattr(self, name) < 1:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected a positive integer")
-        for name in ("lr_g", "lr_d"):
-            if getattr(self, name) <= 0:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected > 0")
-        for name in ("r1_gamma", "l1_weight", "spacing_mm", "holdout_every", "cache_mb", "num_classes"):
-            if getattr(self, name) < 0:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected >= 0")
+        require(self, positive=("z_dim", "channels", "r1_interval", "eval_samples", "ada_adjust_images"),
+                above_zero=("lr_g", "lr_d"),
+                non_negative=("r1_gamma", "l1_weight", "spacing_mm", "holdout_every", "cache_mb", "num_classes"))
         if not 0 <= self.percentile_low < self.percentile_high <= 100:
             raise InputError(f"options percentile_low={self.percentile_low}, percentile_high={self.percentile_high}: "
                              f"expected 0 <= low < high <= 100")

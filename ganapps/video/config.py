@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from ..engine.config import TrainConfig
+from ..engine.config import TrainConfig, require
 from ..engine.errors import InputError
 
 
@@ -53,16 +53,10 @@ class VideoConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("context_frames", "future_frames", "clip_stride", "size", "hidden", "layers", "kernel",
-                     "patch", "disc_width", "eval_clips"):
-            if getattr(self, name) < 1:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected a positive integer")
-        for name in ("lr_g", "lr_d"):
-            if getattr(self, name) <= 0:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected > 0")
-        for name in ("gdl_weight", "adv_weight", "context_loss_weight", "scheduled_sampling_steps"):
-            if getattr(self, name) < 0:
-                raise InputError(f"option {name}={getattr(self, name)!r}: expected >= 0")
+        require(self, positive=("context_frames", "future_frames", "clip_stride", "size", "hidden", "layers", "kernel",
+                     "patch", "disc_width", "eval_clips"),
+                above_zero=("lr_g", "lr_d"),
+                non_negative=("gdl_weight", "adv_weight", "context_loss_weight", "scheduled_sampling_steps"))
         if self.size % self.patch:
             raise InputError(f"option size={self.size}: expected a multiple of patch={self.patch}")
         if self.kernel % 2 == 0:
