@@ -46,10 +46,6 @@ HELP = {
     "use_batched_calls": "batch generator and discriminator calls that share weights (same maths)",
     "use_channels_last": "channels-last memory format",
     "preview_images": "images per domain in the preview grid", "eval_images": "test images for the final metrics",
-    "log_every_steps": "log every N steps", "sample_every_steps": "preview every N steps",
-    "checkpoint_every_steps": "checkpoint every N steps", "keep_checkpoints": "checkpoints kept",
-    "nonfinite_patience": "non-finite steps in a row before a rollback",
-    "nonfinite_lr_factor": "LR factor at each rollback",
 }
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent.parent / "models" / "cyclegan-default"

@@ -45,10 +45,6 @@ HELP = {
     "use_ada": "adapt the augmentation probability (ADA)", "ada_target": "ADA target sign(D(real))",
     "ada_adjust_images": "images for ADA p to move from 0 to 1",
     "eval_samples": "samples for the end-of-training SWD and memorization check",
-    "log_every_steps": "log every N steps", "sample_every_steps": "preview every N steps",
-    "checkpoint_every_steps": "checkpoint every N steps", "keep_checkpoints": "checkpoints kept",
-    "nonfinite_patience": "non-finite steps in a row before a rollback",
-    "nonfinite_lr_factor": "LR factor at each rollback",
 }
 
 

@@ -23,10 +23,6 @@ HELP = {
     "instance_noise_std": "instance noise std, annealed to 0", "use_minibatch_std": "minibatch std layer in D",
     "lecam_weight": "LeCam regularizer weight (0: off)", "init": "weight init",
     "eval_samples": "samples for the final evaluation",
-    "log_every_steps": "log every N steps", "sample_every_steps": "preview every N steps",
-    "checkpoint_every_steps": "checkpoint every N steps", "keep_checkpoints": "checkpoints kept",
-    "nonfinite_patience": "non-finite steps in a row before a rollback",
-    "nonfinite_lr_factor": "LR factor at each rollback",
 }
 
 

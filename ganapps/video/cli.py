@@ -51,10 +51,6 @@ HELP = {
     "scheduled_sampling_steps": "teacher forcing fades from 1 to 0 over these steps (0: off)",
     "lr_g": "predictor learning rate", "lr_d": "critic learning rate", "beta1": "Adam beta1", "beta2": "Adam beta2",
     "eval_clips": "held-out clips scored at the end",
-    "log_every_steps": "log every N steps", "sample_every_steps": "preview every N steps",
-    "checkpoint_every_steps": "checkpoint every N steps", "keep_checkpoints": "checkpoints kept",
-    "nonfinite_patience": "non-finite steps in a row before a rollback",
-    "nonfinite_lr_factor": "LR factor at each rollback",
 }
 
 
