@@ -26,19 +26,22 @@ def cache_dir() -> Path:
     return base / "ganapps" / "data"
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
+def sha256_of(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def verify(path: Path, sha256: str | None) -> Path:
-    if sha256 is not None:
-        got = sha256_of(path)
-        if got != sha256:
-            raise InputError(f"{path}: checksum mismatch (sha256 {got[:16]}..., expected {sha256[:16]}...)")
+def verify(path: Path, checksum: str | None) -> Path:
+    """Check `path` against a hex digest: 64 digits = sha256, 32 digits = md5 (for datasets whose publishers
+    only give md5, e.g. as torchvision records them)."""
+    if checksum is not None:
+        algorithm = "md5" if len(checksum) == 32 else "sha256"
+        got = sha256_of(path, algorithm)
+        if got != checksum.lower():
+            raise InputError(f"{path}: checksum mismatch ({algorithm} {got[:16]}..., expected {checksum[:16]}...)")
     return path
 
 
@@ -50,10 +53,14 @@ def _atomic_copy(src: Path, dest: Path) -> None:
 
 
 def fetch_url(url: str, dest: str | os.PathLike, sha256: str | None = None, *, quiet: bool = False) -> Path:
-    """Download `url` (https:// or file://) to `dest` unless a verified copy is already there."""
+    """Download `url` (https:// or file://) to `dest` unless a verified copy is already there. `sha256` may also
+    be a 32-digit md5 where that is all the publisher gives."""
     dest = Path(dest)
-    if dest.is_file() and (sha256 is None or sha256_of(dest) == sha256):
-        return dest
+    if dest.is_file():
+        try:
+            return verify(dest, sha256)
+        except InputError:
+            pass  # a stale or damaged copy: download again
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.part{os.getpid()}")
     try:

@@ -20,9 +20,9 @@ DIGITS_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961
 
 TEST_SEQ_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
 TEST_SEQ_SHAPE = (20, 10000, 64, 64)  # uint8: 819,200,000 bytes of frames plus the .npy header
-# No checksum could be measured here (no network beyond the package registry): the shape, dtype and payload
-# size are checked instead; pass sha256= once it has been measured at a first download.
-TEST_SEQ_SHA256: str | None = None
+# md5 as recorded for this URL by torchvision.datasets.MovingMNIST (torchvision 0.29.1); not re-measured here
+# (no network beyond the package registry). Shape and dtype are checked as well.
+TEST_SEQ_MD5 = "be083ec986bfe91a449d63653c411eb2"
 
 
 def default_dir() -> Path:
@@ -35,14 +35,14 @@ def fetch_digits(dest: str | Path | None = None, quiet: bool = True) -> Path:
                                dest or default_dir(), quiet=quiet)[DIGITS_MEMBER]
 
 
-def fetch_test_seq(dest: str | Path | None = None, url: str = TEST_SEQ_URL, sha256: str | None = TEST_SEQ_SHA256,
+def fetch_test_seq(dest: str | Path | None = None, url: str = TEST_SEQ_URL, checksum: str | None = TEST_SEQ_MD5,
                    shape: tuple[int, ...] | None = TEST_SEQ_SHAPE, quiet: bool = True) -> Path:
-    """mnist_test_seq.npy into DEST, verified by shape (T, N, 64, 64) uint8 and sha256 when known."""
+    """mnist_test_seq.npy into DEST, verified by checksum (md5 or sha256 hex) and shape (T, N, 64, 64) uint8."""
     import numpy as np
 
     from ganapps.engine.errors import InputError
 
-    path = fetch_url(url, Path(dest or default_dir()) / "mnist_test_seq.npy", sha256, quiet=quiet)
+    path = fetch_url(url, Path(dest or default_dir()) / "mnist_test_seq.npy", checksum, quiet=quiet)
     try:
         arr = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as e:
