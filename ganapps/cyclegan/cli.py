@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from .._cli import print_json, train_command
+from ..engine import checkpoint as ckpt
 from ..engine.errors import InputError
 from .config import PRESETS, CycleGANConfig
 from .data import IMAGE_SUFFIXES
@@ -48,7 +49,7 @@ HELP = {
     "preview_images": "images per domain in the preview grid", "eval_images": "test images for the final metrics",
 }
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent.parent / "models" / "cyclegan-default"
+DEFAULT_MODEL = ckpt.shipped_model("cyclegan-default")
 
 
 def default_model() -> Path:

@@ -174,3 +174,15 @@ def pick_weights(weights: dict[str, dict[str, torch.Tensor]], name: str, *, use_
     if sd is None:
         raise InputError(f"{where}: no weights for '{name}' (found: {', '.join(sorted(weights)) or 'none'})")
     return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+
+
+def shipped_model(name: str) -> Path:
+    """Folder of a shipped default model `name` (e.g. "video-default"): $GANAPPS_MODELS_DIR/name, else
+    models/name beside the package (a checkout or an editable install), else <prefix>/share/ganapps/models/name
+    (where a wheel install puts them). The first that exists; else the checkout path, for the error message."""
+    import sys
+
+    here = Path(__file__).resolve().parents[2] / "models" / name
+    candidates = [Path(os.environ["GANAPPS_MODELS_DIR"]) / name] if os.environ.get("GANAPPS_MODELS_DIR") else []
+    candidates += [here, Path(sys.prefix) / "share" / "ganapps" / "models" / name]
+    return next((c for c in candidates if (c / WEIGHTS).is_file()), here)
