@@ -6,8 +6,8 @@
    `reshape_patch`) beside ours (`ganapps.video.nets.ConvLSTMPredictor`, fused gate convolution) in float32,
    ours with channels-last, and ours under bf16 autocast. Same weights -> same predictions is checked.
 2. 10 -> 10 prediction time (batch 1, no grad) of both.
-3. Optional (BENCH_VIDEO_QUALITY_S=seconds per model, default 0: skipped): Moving MNIST MSE/SSIM after the same
-   CPU budget for both, on held-out digits.
+3. Optional (BENCH_VIDEO_QUALITY_S=CPU seconds per model, default 0: skipped): Moving MNIST MSE/SSIM after the
+   same CPU budget for both (two 1-thread processes at once), on held-out digits.
 4. Real clips: PSNR/SSIM at horizons 1..5 of the default model (with and without --adapt) beside copy-last-frame
    and Farneback flow extrapolation on held-out camera-motion clips rendered from photos no model has seen.
 
@@ -167,9 +167,13 @@ def throughput(steps: int) -> None:
         ref, _ = theirs(reshape_patch(batch.permute(0, 1, 3, 4, 2), PATCH), mask, return_loss=False)
         ref = reshape_patch_back(ref, PATCH).permute(0, 1, 4, 2, 3)  # (B, 19, 1, 64, 64)
         mine = ours(batch[:, :TC], TF, targets=batch[:, TC:], teacher_mask=mask_bits, return_context=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mine_bf16 = ours(batch[:, :TC], TF, targets=batch[:, TC:], teacher_mask=mask_bits, return_context=True)
     diff = float((ref - mine).abs().max())
     print(f"same weights -> same float32 outputs (19 frames): max |diff| = {diff:.2e} "
-          f"({'OK' if diff < 1e-5 else 'MISMATCH'}, tolerance 1e-5)")
+          f"({'OK' if diff < 1e-5 else 'MISMATCH'}, tolerance 1e-5); under bf16 autocast: max |diff| "
+          f"{float((ref - mine_bf16.float()).abs().max()):.2e}, mean {float((ref - mine_bf16.float()).abs().mean()):.2e} "
+          f"(outputs span {float(ref.min()):.2f}..{float(ref.max()):.2f})")
 
     opt_t = torch.optim.Adam(theirs.parameters(), lr=1e-4)
     fns = [("OpenSTL ConvLSTM (re-implemented), fp32", lambda: _openstl_step(theirs, opt_t, batch, mask))]
@@ -204,44 +208,70 @@ def throughput(steps: int) -> None:
     print(f"  {'ours, bf16 autocast':42s} {t_bf16:7.3f} s   {t_theirs / t_bf16:5.2f}x")
 
 
-def quality(seconds: float) -> None:
-    """Moving MNIST after the same wall-clock budget each (held-out digits 4000-4999), 10 -> 10."""
+QUALITY_RUNS = ("OpenSTL ConvLSTM (re-implemented), fp32", "ours, bf16 autocast")
+
+
+def _quality_run(name: str, seconds: float, seed: int = 0) -> dict:
+    """Train one model on Moving MNIST for `seconds` of this process's CPU time (1 thread), then score it on
+    held-out digits 4000-4999 (64 sequences, 10 -> 10, free-running)."""
+    torch.set_num_threads(1)
     from data_recipes import moving_mnist
     from ganapps.video.data import MovingMNIST, load_mnist_digits
     from ganapps.video.nets import ConvLSTMPredictor
     from ganapps.video.pipeline import horizon_metrics
 
     digits = load_mnist_digits(moving_mnist.fetch_digits())
-    train, test = MovingMNIST(digits[:4000], 20, seed=0), MovingMNIST(digits[4000:], 20, items=64, seed=10_000)
+    train, test = MovingMNIST(digits[:4000], 20, seed=seed), MovingMNIST(digits[4000:], 20, items=64, seed=10_000)
     test_x = (torch.stack([test[i] for i in range(len(test))]) + 1) / 2  # (N, 20, 1, 64, 64) in [0, 1]
-    print(f"\nMoving MNIST after {seconds:.0f} s of CPU training each (batch {BATCH}, lr 1e-3, "
-          f"{LAYERS}x{HIDDEN}); {len(test)} held-out sequences; MSE summed per frame (OpenSTL convention)")
-    for name in ("OpenSTL ConvLSTM (re-implemented), fp32", "ours, bf16 autocast"):
-        torch.manual_seed(0)
-        theirs = OpenSTLConvLSTM(LAYERS, [HIDDEN] * LAYERS, PATCH * PATCH, FILTER, TC, TF)
-        model = ConvLSTMPredictor(1, HIDDEN, LAYERS, FILTER, PATCH, head="direct")
-        _load_into_ours(model, theirs)
-        opt = torch.optim.Adam((theirs if name.startswith("Open") else model).parameters(), lr=1e-3)
-        t0, n = time.perf_counter(), 0
-        while time.perf_counter() - t0 < seconds:
-            batch = (torch.stack([train[n * BATCH + i] for i in range(BATCH)]) + 1) / 2
-            mask_bits = torch.zeros(BATCH, TF - 1)  # OpenSTL's schedule starts at teacher forcing; keep it simple: free-running
-            if name.startswith("Open"):
-                mask = mask_bits.view(BATCH, TF - 1, 1, 1, 1).expand(-1, -1, 16, 16, PATCH * PATCH)
-                _openstl_step(theirs, opt, batch, mask)
-            else:
-                _our_step(model, opt, batch, mask_bits, True)
-            n += 1
-        if name.startswith("Open"):
-            _load_into_ours(model, theirs)  # evaluate through the same code path (identical in fp32)
-        with torch.no_grad():
-            pred = torch.cat([model(test_x[i:i + 8, :TC], TF) for i in range(0, len(test_x), 8)])
-        m = horizon_metrics(pred * 2 - 1, test_x[:, TC:] * 2 - 1)
-        print(f"  {name:42s} {n:5d} steps   MSE {m['mse_mean']:7.1f}   SSIM {m['ssim_mean']:.3f}")
+    torch.manual_seed(seed)
+    theirs = OpenSTLConvLSTM(LAYERS, [HIDDEN] * LAYERS, PATCH * PATCH, FILTER, TC, TF)
+    model = ConvLSTMPredictor(1, HIDDEN, LAYERS, FILTER, PATCH, head="direct")
+    _load_into_ours(model, theirs)  # same initial weights
+    is_theirs = name.startswith("Open")
+    opt = torch.optim.Adam((theirs if is_theirs else model).parameters(), lr=1e-3)
+    mask_bits = torch.zeros(BATCH, TF - 1)  # free-running training for both (no scheduled sampling)
+    mask = mask_bits.view(BATCH, TF - 1, 1, 1, 1).expand(-1, -1, 16, 16, PATCH * PATCH)
+    t0, w0, n, losses = time.process_time(), time.perf_counter(), 0, []
+    while time.process_time() - t0 < seconds:
+        batch = (torch.stack([train[n * BATCH + i] for i in range(BATCH)]) + 1) / 2
+        losses.append(_openstl_step(theirs, opt, batch, mask) if is_theirs else
+                      _our_step(model, opt, batch, mask_bits, True))
+        n += 1
+    cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+    if is_theirs:
+        _load_into_ours(model, theirs)  # evaluate through the same code path (identical in fp32)
+    with torch.no_grad():
+        pred = torch.cat([model(test_x[i:i + 8, :TC], TF) for i in range(0, len(test_x), 8)]).clamp(0, 1)
+    m = horizon_metrics(pred * 2 - 1, test_x[:, TC:] * 2 - 1)
+    return {"name": name, "steps": n, "cpu_s": cpu, "wall_s": wall, "mse": m["mse_mean"], "ssim": m["ssim_mean"],
+            "train_mse_last100": float(torch.tensor(losses[-100:]).mean())}
+
+
+def quality(seconds: float) -> None:
+    """Moving MNIST after the same CPU budget each: both models train at once in two 1-thread processes (so
+    machine load hits both alike), each stopping after `seconds` of its own CPU time."""
+    import multiprocessing as mp
+
+    from data_recipes import moving_mnist
+    from ganapps.video.data import MovingMNIST, load_mnist_digits
+    from ganapps.video.pipeline import horizon_metrics
+
+    moving_mnist.fetch_digits()  # fetch once before the workers start
+    with mp.get_context("spawn").Pool(len(QUALITY_RUNS)) as pool:
+        results = pool.starmap(_quality_run, [(name, seconds) for name in QUALITY_RUNS])
+    print(f"\nMoving MNIST after {seconds:.0f} s of CPU time each (1 thread per model, run at the same time; "
+          f"batch {BATCH}, Adam lr 1e-3, {LAYERS}x{HIDDEN}, free-running 10 -> 10 training); 64 held-out "
+          f"sequences from digits 4000-4999; MSE summed per frame on a 0-1 scale (OpenSTL convention)")
+    for r in results:
+        print(f"  {r['name']:42s} {r['steps']:5d} steps ({r['cpu_s'] / r['steps']:5.2f} CPU s/step, "
+              f"wall {r['wall_s']:.0f} s)   MSE {r['mse']:7.1f}   SSIM {r['ssim']:.3f}")
+    digits = load_mnist_digits(moving_mnist.fetch_digits())
+    test = MovingMNIST(digits[4000:], 20, items=64, seed=10_000)
+    test_x = (torch.stack([test[i] for i in range(len(test))]) + 1) / 2
     black = horizon_metrics(torch.zeros_like(test_x[:, TC:]) * 2 - 1, test_x[:, TC:] * 2 - 1)
     last = horizon_metrics(test_x[:, TC - 1:TC].expand(-1, TF, -1, -1, -1) * 2 - 1, test_x[:, TC:] * 2 - 1)
-    print(f"  {'all-black frames':42s} {'':11s} MSE {black['mse_mean']:7.1f}   SSIM {black['ssim_mean']:.3f}")
-    print(f"  {'copy-last-frame':42s} {'':11s} MSE {last['mse_mean']:7.1f}   SSIM {last['ssim_mean']:.3f}")
+    print(f"  {'all-black frames':42s} {'':41s}   MSE {black['mse_mean']:7.1f}   SSIM {black['ssim_mean']:.3f}")
+    print(f"  {'copy-last-frame':42s} {'':41s}   MSE {last['mse_mean']:7.1f}   SSIM {last['ssim_mean']:.3f}")
 
 
 def real_clips(adapt_steps: int) -> None:
@@ -263,7 +293,7 @@ def real_clips(adapt_steps: int) -> None:
     clips = video_photos.eval_clips()
     tc, k, first = pred.context, 5, 11 - pred.context  # context ends at frame 10, targets 11..15
     rows: dict[str, list[torch.Tensor]] = {"model": [], f"model --adapt {adapt_steps}": [], "copy-last": [],
-                                           "flow (Farneback)": []}
+                                           "flow (Farneback)": [], "flow (Farneback, 2 pairs)": []}
     t_adapt = 0.0
     for path in clips:
         x = read_clip(path)  # (16, 3, 128, 128)
@@ -275,6 +305,7 @@ def real_clips(adapt_steps: int) -> None:
         rows[f"model --adapt {adapt_steps}"].append(adapted(context, k))
         rows["copy-last"].append(copy_last(context.unsqueeze(0), k)[0])
         rows["flow (Farneback)"].append(flow_extrapolate(context.unsqueeze(0), k)[0])
+        rows["flow (Farneback, 2 pairs)"].append(flow_extrapolate(context.unsqueeze(0), k, pairs=2)[0])
         rows.setdefault("_target", []).append(target)
     target = torch.stack(rows.pop("_target"))
     print(f"\nreal clips: {len(clips)} held-out camera-motion clips (chelsea, coffee, rocket; 128x128, model at "

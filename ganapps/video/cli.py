@@ -62,7 +62,9 @@ def run_train(cfg: VideoConfig, *, json_out: bool) -> dict:
     if not json_out and ev:
         print(f"held-out mse/frame {ev['mse_mean']:.2f} (copy-last {ev['copy_last_mse_mean']:.2f})  "
               f"psnr {ev['psnr_mean']:.2f} dB (copy-last {ev['copy_last_psnr_mean']:.2f})  "
-              f"ssim {ev['ssim_mean']:.3f} (copy-last {ev['copy_last_ssim_mean']:.3f})  run {result.run_dir}")
+              f"ssim {ev['ssim_mean']:.3f} (copy-last {ev['copy_last_ssim_mean']:.3f})"
+              + (f"  flow psnr {ev['flow_psnr_mean']:.2f} ssim {ev['flow_ssim_mean']:.3f}" if "flow_psnr_mean" in ev
+                 else "") + f"  run {result.run_dir}")
     if result.interrupted:
         raise typer.Exit(130)
     return {**ev, "run": str(result.run_dir), "steps": result.step,

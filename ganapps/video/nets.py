@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 HEADS = ("direct", "residual", "warp", "flowprior")
+PRIOR_PAIRS = 2  # frame pairs averaged by the flowprior head's motion prior
 
 
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -36,19 +37,38 @@ def warp(frame: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(frame, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
-@torch.no_grad()
-def farneback_prior(cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-    """Classical motion prior: OpenCV Farneback flow from `cur` back to `prev` (N, C, H, W) in [-1, 1] ->
-    (N, 2, H, W) pixels, so that under constant velocity next(p) ~ cur(p + flow(p)). Not differentiable."""
+def gray_uint8(x: torch.Tensor):
+    """(N, C, H, W) in [-1, 1] -> (N, H, W) uint8 luma (ITU-R BT.601 as OpenCV's RGB2GRAY; 1 channel as is)."""
     import cv2
     import numpy as np
 
-    def gray(x: torch.Tensor) -> np.ndarray:
-        return ((x.float().mean(0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    u8 = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    if u8.shape[-1] == 1:
+        return u8[..., 0]
+    return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in u8])
 
-    flows = [cv2.calcOpticalFlowFarneback(gray(c), gray(p), None, 0.5, 3, 15, 3, 5, 1.2, 0)
-             for c, p in zip(cur, prev, strict=True)]
+
+@torch.no_grad()
+def farneback_prior(cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    """Classical motion prior: OpenCV Farneback flow from `cur` back to `prev` (N, C, H, W) in [-1, 1] ->
+    (N, 2, H, W) pixels, so that under constant velocity the frame k steps ahead is ~ cur(p + k * flow(p)).
+    Not differentiable."""
+    import cv2
+    import numpy as np
+
+    flows = [cv2.calcOpticalFlowFarneback(c, p, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+             for c, p in zip(gray_uint8(cur), gray_uint8(prev), strict=True)]
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(cur.device, torch.float32)
+
+
+def motion_prior(frames: torch.Tensor, pairs: int = 2) -> torch.Tensor:
+    """Farneback flow of the last frame of `frames` (B, T, C, H, W), per frame step: the mean over j = 1..pairs
+    (as far as T allows) of flow(last -> frame[-1-j]) / j. Under constant velocity every term estimates the same
+    motion; averaging them halves the estimator's noise. (B, 2, H, W) pixels per frame."""
+    n = min(pairs, frames.shape[1] - 1)
+    if n < 1:
+        return frames.new_zeros(frames.shape[0], 2, *frames.shape[-2:]).float()
+    return sum(farneback_prior(frames[:, -1], frames[:, -1 - j]) / j for j in range(1, n + 1)) / n
 
 
 class ConvLSTMCell(nn.Module):
@@ -74,11 +94,13 @@ class ConvLSTMPredictor(nn.Module):
 
     Frames (B, T, C, H, W) are patched to (C*p*p, H/p, W/p); each step feeds one frame through `layers`
     cells and a 1x1 head predicts the next frame. Heads: "direct" (OpenSTL: the frame itself), "residual"
-    (last frame + change), "warp" (last frame warped by a predicted flow at 1/p resolution, plus a change),
-    "flowprior" (as warp, the flow being a learned correction to a Farneback flow of the last two input frames,
-    held constant over the future: it starts as the flow-extrapolation baseline and learns what that misses).
-    During the future steps the input is the previous prediction, or the ground truth where `teacher_mask`
-    (B, future-1) is 1 (scheduled sampling, Bengio et al. 2015).
+    (last frame + change), "warp" (the last context frame warped by a predicted flow at 1/p resolution, plus a
+    change), "flowprior" (as warp, the flow being a learned correction to a Farneback flow of the last two input
+    frames, which is also an input; the motion is held constant over the future, so the untrained head is the
+    flow-extrapolation baseline exactly and training learns what that misses).
+    Future frames are warped from the last context frame by the accumulated flow (one resampling, so no blur
+    builds up over the roll-out). During the future steps the net's input is the previous prediction, or the
+    ground truth where `teacher_mask` (B, future-1) is 1 (scheduled sampling, Bengio et al. 2015).
     """
 
     def __init__(self, channels: int = 1, hidden: int = 64, layers: int = 2, kernel: int = 5, patch: int = 4,
@@ -88,88 +110,107 @@ class ConvLSTMPredictor(nn.Module):
             raise ValueError(f"head={head!r}: expected one of {', '.join(HEADS)}")
         self.channels, self.patch, self.head_kind, self.hidden = channels, patch, head, hidden
         pc = channels * patch * patch
-        self.cells = nn.ModuleList(ConvLSTMCell(pc if i == 0 else hidden, hidden, kernel) for i in range(layers))
+        first = pc + (2 * patch * patch if head == "flowprior" else 0)
+        self.cells = nn.ModuleList(ConvLSTMCell(first if i == 0 else hidden, hidden, kernel) for i in range(layers))
         self.head = nn.Conv2d(hidden, pc, 1, bias=False)
         if head in ("warp", "flowprior"):
             self.flow = nn.Conv2d(hidden, 2, 1)
             nn.init.zeros_(self.flow.weight)
             nn.init.zeros_(self.flow.bias)
-        if head != "direct":  # start as copy-last-frame
+        if head != "direct":  # start as copy-last-frame (warp) or flow extrapolation (flowprior)
             nn.init.zeros_(self.head.weight)
 
-    def _step(self, frame: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]],
-              parts: dict | None = None, prior: torch.Tensor | None = None) -> torch.Tensor:
-        x = patchify(frame, self.patch)  # (B, C*p*p, H/p, W/p)
+    def _step(self, frame: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]], prior: torch.Tensor | None,
+              anchor: torch.Tensor, moved: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
+        """One step: `frame` in, the next frame out. Warp heads resample `anchor` by `moved` (the flow already
+        accumulated since the anchor, None at its first step) + this step's flow. -> (frame, parts)."""
+        x = frame if prior is None else torch.cat([frame, prior.to(frame.dtype) / self.patch], 1)
+        x = patchify(x, self.patch)  # (B, C*p*p [+ 2*p*p], H/p, W/p)
         for i, cell in enumerate(self.cells):
             state[i] = cell(x, *state[i])
             x = state[i][0]
-        out = unpatchify(self.head(x), self.patch)  # (B, C, H, W)
-        if parts is not None:
-            parts["delta"] = out
+        delta = unpatchify(self.head(x), self.patch)  # (B, C, H, W)
+        parts = {"delta": delta}
+        if self.head_kind == "direct":
+            return delta, parts
         if self.head_kind == "residual":
-            out = frame + out
-        elif self.head_kind in ("warp", "flowprior"):
-            flow = F.interpolate(self.flow(x), scale_factor=self.patch, mode="bilinear", align_corners=False)
-            flow = flow * self.patch if prior is None else flow * self.patch + prior.to(flow.dtype)
-            if parts is not None:
-                parts["flow"] = flow
-            out = warp(frame, flow) + out
-        return out
+            return frame + delta, parts
+        flow = F.interpolate(self.flow(x), scale_factor=self.patch, mode="bilinear", align_corners=False) * self.patch
+        if prior is not None:
+            flow = flow + prior.to(flow.dtype)
+        if moved is not None:
+            flow = flow + moved
+        parts["flow"] = flow
+        return warp(anchor, flow) + delta, parts
 
     def _priors(self, context: torch.Tensor) -> list[torch.Tensor | None]:
-        """Per context step t: the Farneback prior from frame t back to t-1 (None without the flowprior head)."""
+        """Per context step t: the motion prior of frame t (`motion_prior` over frames ..t, zero at t=0; None
+        without the flowprior head)."""
         if self.head_kind != "flowprior":
             return [None] * context.shape[1]
-        zero = context.new_zeros(context.shape[0], 2, *context.shape[-2:])
-        return [zero] + [farneback_prior(context[:, t], context[:, t - 1]) for t in range(1, context.shape[1])]
+        return [motion_prior(context[:, :t + 1], PRIOR_PAIRS) for t in range(context.shape[1])]
 
-    @torch.no_grad()
-    def predict_hires(self, context: torch.Tensor, future: int, last_hires: torch.Tensor) -> torch.Tensor:
-        """Roll out at the model's resolution and replay each step's motion at a higher resolution: the last
-        context frame `last_hires` (B, C, H', W') is warped by the upsampled flows and gets the upsampled
-        changes, so detail finer than the model's resolution is moved, not blurred away. -> (B, future, C, H', W')."""
-        b, tc = context.shape[:2]
-        size = last_hires.shape[-2:]
-        sy, sx = size[0] / context.shape[-2], size[1] / context.shape[-1]
-        zeros = context.new_zeros(b, self.hidden, context.shape[-2] // self.patch, context.shape[-1] // self.patch)
-        state = [(zeros, zeros) for _ in self.cells]
-        priors = self._priors(context)
-        for t in range(tc - 1):
-            self._step(context[:, t], state, prior=priors[t])
-        frame, hi, outs = context[:, -1], last_hires, []
-        for _ in range(future):
-            parts: dict = {}
-            frame = self._step(frame, state, parts, prior=priors[-1])
-            delta = F.interpolate(parts["delta"], size=size, mode="bilinear", align_corners=False)
-            if self.head_kind == "direct":
-                hi = F.interpolate(frame, size=size, mode="bilinear", align_corners=False)
-            elif self.head_kind == "residual":
-                hi = hi + delta
-            else:
-                flow = F.interpolate(parts["flow"], size=size, mode="bilinear", align_corners=False)
-                flow = flow * torch.tensor([sx, sy], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
-                hi = warp(hi, flow) + delta
-            outs.append(hi.clamp(-1, 1))
-        return torch.stack(outs, 1)
-
-    def forward(self, context: torch.Tensor, future: int, targets: torch.Tensor | None = None,
-                teacher_mask: torch.Tensor | None = None, return_context: bool = False) -> torch.Tensor:
+    def _roll(self, context: torch.Tensor, future: int, targets: torch.Tensor | None = None,
+              teacher_mask: torch.Tensor | None = None):
+        """Yield (frame, parts) for the one-step predictions of context frames 1..Tc-1, then the `future` frames."""
         b, tc, _, h, w = context.shape  # (B, Tc, C, H, W)
         if h % self.patch or w % self.patch:
             raise ValueError(f"frame size {h}x{w} is not divisible by patch={self.patch}")
         zeros = context.new_zeros(b, self.hidden, h // self.patch, w // self.patch)
         state = [(zeros, zeros) for _ in self.cells]
-        outs, priors = [], self._priors(context)
-        for t in range(tc):
-            outs.append(self._step(context[:, t], state, prior=priors[t]))
-        for t in range(future - 1):
-            frame = outs[-1]
-            if targets is not None and teacher_mask is not None:
-                m = teacher_mask[:, t].view(b, 1, 1, 1).to(frame.dtype)
-                frame = m * targets[:, t] + (1 - m) * frame
-            outs.append(self._step(frame, state, prior=priors[-1]))  # constant velocity
-        y = torch.stack(outs, 1)  # (B, Tc + future - 1, C, H, W): y[:, k] predicts frame k+1
-        return y if return_context else y[:, tc - 1:]
+        priors = self._priors(context)
+        for t in range(tc - 1):
+            yield self._step(context[:, t], state, priors[t], context[:, t], None)
+        anchor, frame, moved = context[:, -1], context[:, -1], None
+        for t in range(future):
+            if t > 0 and targets is not None and teacher_mask is not None:
+                m = teacher_mask[:, t - 1].view(b, 1, 1, 1).to(frame.dtype)
+                frame = m * targets[:, t - 1] + (1 - m) * frame
+            frame, parts = self._step(frame, state, priors[-1], anchor, moved)  # constant velocity
+            moved = parts.get("flow")
+            yield frame, parts
+
+    @torch.no_grad()
+    def predict_hires(self, context: torch.Tensor, future: int, hires: torch.Tensor) -> torch.Tensor:
+        """Roll out at the model's resolution and replay the motion at a higher resolution: the last context
+        frame of `hires` (B, T', C, H', W') (the same clip's last T' >= 1 context frames at full size) is warped
+        by the upsampled flows and gets the upsampled changes, so detail finer than the model's resolution is
+        moved, not blurred away. With the flowprior head the Farneback part of the flow is measured on the
+        full-size frames. -> (B, future, C, H', W')."""
+        size = hires.shape[-2:]
+        sy, sx = size[0] / context.shape[-2], size[1] / context.shape[-1]
+        scale = torch.tensor([sx, sy], dtype=context.dtype, device=context.device).view(1, 2, 1, 1)
+        last = hires[:, -1]
+        prior_lo = prior_hi = None
+        if self.head_kind == "flowprior" and hires.shape[1] >= 2 and context.shape[1] >= 2:
+            n = min(hires.shape[1], context.shape[1], PRIOR_PAIRS + 1)
+            prior_lo = motion_prior(context[:, -n:], PRIOR_PAIRS)
+            prior_hi = motion_prior(hires[:, -n:], PRIOR_PAIRS)
+
+        def up(x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+        hi, outs = last, []
+        for k, (frame, parts) in enumerate(list(self._roll(context, future))[context.shape[1] - 1:], 1):
+            if self.head_kind == "direct":
+                hi = up(frame)
+            elif self.head_kind == "residual":
+                hi = hi + up(parts["delta"])
+            else:
+                flow = parts["flow"]
+                if prior_lo is not None:  # swap the low-resolution Farneback flow for the full-size one
+                    flow = up(flow - k * prior_lo) * scale + k * prior_hi
+                else:
+                    flow = up(flow) * scale
+                hi = warp(last, flow) + up(parts["delta"])
+            outs.append(hi.clamp(-1, 1))
+        return torch.stack(outs, 1)
+
+    def forward(self, context: torch.Tensor, future: int, targets: torch.Tensor | None = None,
+                teacher_mask: torch.Tensor | None = None, return_context: bool = False) -> torch.Tensor:
+        outs = [frame for frame, _ in self._roll(context, future, targets, teacher_mask)]
+        y = torch.stack(outs, 1)  # (B, Tc - 1 + future, C, H, W): y[:, k] predicts frame k+1
+        return y if return_context else y[:, context.shape[1] - 1:]
 
 
 class Conv3dPredictor(nn.Module):

@@ -22,10 +22,10 @@ from ..engine import checkpoint as ckpt
 from ..engine.errors import InputError
 from ..engine.metrics.image_quality import psnr, ssim
 from .config import VideoConfig
-from .data import IMAGE_EXTS, VIDEO_EXTS, iter_frames, probe, to_tensor, to_uint8
-from .nets import build_predictor, gradient_difference_loss
+from .data import IMAGE_EXTS, VIDEO_EXTS, iter_frames, probe, to_tensor
+from .nets import build_predictor, gradient_difference_loss, motion_prior, warp
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "video-default"
+DEFAULT_MODEL = ckpt.shipped_model("video-default")
 
 
 def load_predictor(path: str | os.PathLike) -> tuple[nn.Module, VideoConfig]:
@@ -148,9 +148,9 @@ class Predictor:
         if (h, w) != (self.size, self.size) and hasattr(self.net, "predict_hires"):
             if x.shape[0] < self.context:
                 raise InputError(f"clip has {x.shape[0]} frames; this model needs {self.context} context frames")
-            last = match_channels(raw[-1:], self.config.channels, "clip")  # (1, C_model, h, w)
+            hires = match_channels(raw[-self.context:], self.config.channels, "clip")  # (Tc, C_model, h, w)
             pred = self.net.predict_hires(x[-self.context:].unsqueeze(0).to(self.device), k,
-                                          last.to(self.device))[0].cpu()
+                                          hires.unsqueeze(0).to(self.device))[0].cpu()
         else:
             pred = resize_frames(self.predict_native(x, k), (h, w))  # (K, C_model, h, w)
         return match_channels(pred, raw.shape[1], "prediction")
@@ -229,25 +229,14 @@ def copy_last(context: torch.Tensor, frames: int) -> torch.Tensor:
     return context[:, -1:].expand(-1, frames, -1, -1, -1).clone()
 
 
-def flow_extrapolate(context: torch.Tensor, frames: int) -> torch.Tensor:
-    """Optical-flow extrapolation baseline: OpenCV Farneback flow from the last frame back to the one before,
-    assumed constant, warps the last frame k steps ahead. (B, T>=2, C, H, W) -> (B, frames, C, H, W)."""
-    out = []
-    for clip in context:
-        last8, prev8 = to_uint8(clip[-1:])[0], to_uint8(clip[-2:-1])[0]
-        g_last = cv2.cvtColor(last8, cv2.COLOR_RGB2GRAY) if last8.shape[-1] == 3 else last8[..., 0]
-        g_prev = cv2.cvtColor(prev8, cv2.COLOR_RGB2GRAY) if prev8.shape[-1] == 3 else prev8[..., 0]
-        back = cv2.calcOpticalFlowFarneback(g_last, g_prev, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # (H, W, 2)
-        h, w = g_last.shape
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        src = clip[-1].permute(1, 2, 0).numpy().astype(np.float32)
-        preds = []
-        for k in range(1, frames + 1):
-            img = cv2.remap(src, gx + k * back[..., 0], gy + k * back[..., 1], cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
-            preds.append(torch.from_numpy(img.reshape(h, w, -1)).permute(2, 0, 1))
-        out.append(torch.stack(preds))
-    return torch.stack(out)
+def flow_extrapolate(context: torch.Tensor, frames: int, pairs: int = 1) -> torch.Tensor:
+    """Optical-flow extrapolation baseline: OpenCV Farneback flow from the last frame back to the one before
+    (pairs=1; more pairs average the flows to earlier frames, divided by their distance, as the flowprior head
+    does), assumed constant, warps the last frame k steps ahead (bilinear, border replicated).
+    (B, T>=2, C, H, W) -> (B, frames, C, H, W)."""
+    last = context[:, -1].float()
+    back = motion_prior(context.float(), pairs)  # (B, 2, H, W) pixels per frame
+    return torch.stack([warp(last, k * back) for k in range(1, frames + 1)], 1)
 
 
 # --------------------------------------------------------------------------- writing

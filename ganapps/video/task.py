@@ -18,7 +18,7 @@ from ..engine.task import OptimizerSpec, Phase, StepContext
 from .config import VideoConfig
 from .data import ClipDataset, MovingMNIST, NpySequences, PhotoMotion, load_mnist_digits, to_uint8
 from .nets import FrameDiscriminator, VideoDiscriminator, build_predictor, gradient_difference_loss
-from .pipeline import copy_last, horizon_metrics
+from .pipeline import copy_last, flow_extrapolate, horizon_metrics
 
 
 def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
@@ -168,6 +168,10 @@ class VideoTask:
         base = horizon_metrics(copy_last(context, target.shape[1]).cpu(), target.cpu())
         out = {f"{k}": v for k, v in model.items() if k.endswith("_mean")}
         out.update({f"copy_last_{k}": v for k, v in base.items() if k.endswith("_mean")})
+        if context.shape[1] >= 2:
+            for name, pairs in (("flow", 1), ("flow2", 2)):  # Farneback extrapolation from 1 or 2 frame pairs
+                flow = horizon_metrics(flow_extrapolate(context.cpu(), target.shape[1], pairs), target.cpu())
+                out.update({f"{name}_{k}": v for k, v in flow.items() if k.endswith("_mean")})
         return out
 
     def preview(self, ctx: StepContext) -> np.ndarray:

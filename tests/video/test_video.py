@@ -227,12 +227,15 @@ def test_test_sequences_recipe_fetches_by_url_and_checks_the_shape(tmp_path):
 
     src = tmp_path / "src.npy"
     np.save(src, np.random.default_rng(0).integers(0, 255, (20, 3, 64, 64), dtype=np.uint8))
-    got = moving_mnist.fetch_test_seq(tmp_path / "dest", url=src.as_uri(), sha256=sha256_of(src), shape=None)
+    got = moving_mnist.fetch_test_seq(tmp_path / "dest", url=src.as_uri(), checksum=sha256_of(src, "md5"), shape=None)
     assert NpySequences(got, 20)[1].shape == (20, 1, 64, 64)
     with pytest.raises(InputError, match="shape"):
-        moving_mnist.fetch_test_seq(tmp_path / "dest", url=src.as_uri(), sha256=sha256_of(src))
+        moving_mnist.fetch_test_seq(tmp_path / "dest", url=src.as_uri(), checksum=sha256_of(src))
     with pytest.raises(InputError, match="checksum"):
-        moving_mnist.fetch_test_seq(tmp_path / "other", url=src.as_uri(), sha256="0" * 64, shape=None)
+        moving_mnist.fetch_test_seq(tmp_path / "other", url=src.as_uri(), checksum="0" * 64, shape=None)
+    with pytest.raises(InputError, match="md5"):
+        moving_mnist.fetch_test_seq(tmp_path / "third", url=src.as_uri(), checksum="0" * 32, shape=None)
+    assert moving_mnist.TEST_SEQ_URL.endswith("/mnist_test_seq.npy") and len(moving_mnist.TEST_SEQ_MD5) == 32
 
 
 # --------------------------------------------------------------------------- metrics and baselines
@@ -366,14 +369,14 @@ def test_config_names_the_bad_option():
 
 def test_high_resolution_replay_equals_the_roll_out_at_the_model_resolution():
     torch.manual_seed(0)
-    for head in ("warp", "residual"):
+    for head in ("warp", "residual", "flowprior", "direct"):
         net = ConvLSTMPredictor(3, 8, 2, 3, 2, head)
         for p in net.parameters():
             nn.init.normal_(p, std=0.1)
         x = torch.rand(2, 4, 3, 16, 16) * 2 - 1
         with torch.no_grad():
-            assert torch.allclose(net(x, 5).clamp(-1, 1), net.predict_hires(x, 5, x[:, -1]), atol=1e-6)
-        assert net.predict_hires(x, 3, torch.zeros(2, 3, 40, 24)).shape == (2, 3, 3, 40, 24)
+            assert torch.allclose(net(x, 5).clamp(-1, 1), net.predict_hires(x, 5, x), atol=1e-6)
+        assert net.predict_hires(x, 3, torch.zeros(2, 2, 3, 40, 24)).shape == (2, 3, 3, 40, 24)
 
 
 def test_flow_prior_head_starts_as_flow_extrapolation_of_a_pan():
@@ -403,3 +406,20 @@ def test_shipped_default_model_beats_copy_last_on_a_pan_of_a_texture(tmp_path):
     copy = horizon_metrics(to_tensor(frames[5:6]).expand(4, -1, -1, -1).unsqueeze(0)[..., 8:-8, 8:-8],
                            truth.unsqueeze(0)[..., 8:-8, 8:-8])["psnr_mean"]
     assert model > copy + 3, (model, copy)
+
+
+def test_untrained_flow_prior_head_is_exactly_the_flow_extrapolation_baseline():
+    """Zero-initialised correction and change: the model's roll-out (at its size and replayed at full size) is
+    the Farneback baseline averaged over two frame pairs, so training starts from the baseline and can only learn what it misses."""
+    rng = np.random.default_rng(2)
+    texture = cv2.resize(cv2.GaussianBlur(rng.integers(0, 255, (48, 96, 3), dtype=np.uint8), (5, 5), 2), (192, 96))
+    frames = to_tensor(np.stack([texture[:, 60 - 2 * t:124 - 2 * t] for t in range(6)]))  # (6, 3, 96, 64)
+    net = ConvLSTMPredictor(3, hidden=8, layers=1, kernel=3, patch=4, head="flowprior")
+    for p in net.cells.parameters():
+        nn.init.normal_(p, std=0.1)  # the state does not matter while the heads are zero
+    hi = frames.unsqueeze(0)[:, :4]
+    lo = torch.nn.functional.interpolate(hi[0], size=(48, 32), mode="area").unsqueeze(0)
+    with torch.no_grad():
+        assert torch.allclose(net(lo, 3), flow_extrapolate(lo, 3, pairs=2), atol=1e-5)
+        assert torch.allclose(net.predict_hires(lo, 3, hi), flow_extrapolate(hi, 3, pairs=2).clamp(-1, 1), atol=1e-5)
+        assert not torch.allclose(net(lo, 3), flow_extrapolate(lo, 3), atol=1e-3)  # 1 pair is another prior
