@@ -9,12 +9,13 @@ from typing import Annotated
 import typer
 
 from .._cli import print_json, train_command
+from ..engine import checkpoint as ckpt
 from .config import PRESETS, MedicalConfig
 
 app = typer.Typer(help="Medical 2D slice synthesis from NIfTI/DICOM volumes (MNI152 by default).",
                   no_args_is_help=True)
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "medical-default"
+DEFAULT_MODEL = ckpt.shipped_model("medical-default")
 
 HELP = {
     "data": "volume: NIfTI file (3D/4D), DICOM series folder or PNG/TIFF slice folder (repeat the option); "
