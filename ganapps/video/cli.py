@@ -132,15 +132,22 @@ def predict(
         b = horizon_metrics(copy_last(context.unsqueeze(0), truth_n), truth.unsqueeze(0))
         result.update({"psnr": m["psnr"], "ssim": m["ssim"], "copy_last_psnr": b["psnr"],
                        "copy_last_ssim": b["ssim"]})
+        if tc >= 2:  # the classical baseline on the same frames: Farneback flow extrapolation
+            f = horizon_metrics(flow_extrapolate(context.unsqueeze(0), truth_n), truth.unsqueeze(0))
+            result.update({"flow_psnr": f["psnr"], "flow_ssim": f["ssim"]})
     if json_out:
         print_json(result)
         return
     print(f"wrote {k} frames ({pred.shape[-1]}x{pred.shape[-2]}) to {out}; side-by-side {side_path}")
     if truth is not None:
-        print("horizon  psnr(model)  psnr(copy-last)  ssim(model)  ssim(copy-last)")
+        flow = "flow_psnr" in result
+        print("horizon  psnr(model)  psnr(copy-last)" + ("  psnr(flow)" if flow else "")
+              + "  ssim(model)  ssim(copy-last)" + ("  ssim(flow)" if flow else ""))
         for i in range(truth_n):
-            print(f"{i + 1:7d}  {result['psnr'][i]:11.2f}  {result['copy_last_psnr'][i]:15.2f}  "
-                  f"{result['ssim'][i]:11.3f}  {result['copy_last_ssim'][i]:15.3f}")
+            print(f"{i + 1:7d}  {result['psnr'][i]:11.2f}  {result['copy_last_psnr'][i]:15.2f}"
+                  + (f"  {result['flow_psnr'][i]:10.2f}" if flow else "")
+                  + f"  {result['ssim'][i]:11.3f}  {result['copy_last_ssim'][i]:15.3f}"
+                  + (f"  {result['flow_ssim'][i]:10.3f}" if flow else ""))
 
 
 def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int, stride: int | None) -> torch.Tensor:

@@ -318,6 +318,7 @@ def test_predict_end_to_end_writes_playable_files_of_the_right_size(tmp_path, ca
     side = probe(result["side_by_side"])
     assert side.frames == 3 + 6 and side.width > 2 * 48
     assert len(result["psnr"]) == 6 and len(result["copy_last_psnr"]) == 6  # the clip continues: scored
+    assert len(result["flow_psnr"]) == 6 and len(result["flow_ssim"]) == 6  # beside the flow baseline
     gif = tmp_path / "p.gif"
     assert cli_main(["video", "predict", str(clip), "--model", str(model), "--frames", "14", "--out", str(gif),
                      "--adapt", "2"]) == 0
