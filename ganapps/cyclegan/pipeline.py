@@ -325,7 +325,6 @@ def export_model(run: str | os.PathLike, dest: str | os.PathLike, *, fp16: bool 
     """Write a shipped model folder from a run/checkpoint: weights.safetensors holding only the generators
     (EMA copies when present, stored as gen_ab/gen_ba; float16 when `fp16`, loaded back as float32) and
     config.yaml. Returns {"weights": path, "sha256": hex digest}."""
-    import hashlib
     import shutil
 
     from safetensors.torch import save_file
@@ -344,4 +343,4 @@ def export_model(run: str | os.PathLike, dest: str | os.PathLike, *, fp16: bool 
     save_file(ckpt.flatten_weights(keep), str(out), metadata={"format": "ganapps", "dtype": "float16" if fp16
                                                                else "float32"})
     shutil.copyfile(folder / ckpt.CONFIG, dest / ckpt.CONFIG)
-    return {"weights": str(out), "sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+    return {"weights": str(out), "sha256": ckpt.file_digest(out)}

@@ -27,6 +27,17 @@ CONFIG = "config.yaml"
 LATEST = "latest"
 
 
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (any hashlib algorithm), read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def flatten_weights(nets: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """{"gen": state_dict, ...} -> {"gen.layer.weight": tensor, ...} (contiguous CPU copies)."""
     flat = {}

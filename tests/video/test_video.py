@@ -223,14 +223,14 @@ def test_moving_mnist_digits_bounce_inside_the_frame():
 
 def test_test_sequences_recipe_fetches_by_url_and_checks_the_shape(tmp_path):
     from data_recipes import moving_mnist
-    from data_recipes._fetch import sha256_of
+    from ganapps.engine.checkpoint import file_digest
 
     src = tmp_path / "src.npy"
     np.save(src, np.random.default_rng(0).integers(0, 255, (20, 3, 64, 64), dtype=np.uint8))
-    got = moving_mnist.fetch_test_seq(tmp_path / "dest", url=src.as_uri(), checksum=sha256_of(src, "md5"), shape=None)
+    got = moving_mnist.fetch_test_seq(tmp_path / "dest", url=src.as_uri(), checksum=file_digest(src, "md5"), shape=None)
     assert NpySequences(got, 20)[1].shape == (20, 1, 64, 64)
     with pytest.raises(InputError, match="shape"):
-        moving_mnist.fetch_test_seq(tmp_path / "dest", url=src.as_uri(), checksum=sha256_of(src))
+        moving_mnist.fetch_test_seq(tmp_path / "dest", url=src.as_uri(), checksum=file_digest(src))
     with pytest.raises(InputError, match="checksum"):
         moving_mnist.fetch_test_seq(tmp_path / "other", url=src.as_uri(), checksum="0" * 64, shape=None)
     with pytest.raises(InputError, match="md5"):

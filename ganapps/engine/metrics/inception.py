@@ -4,7 +4,6 @@ Inception Score. Never downloads anything; must not import Typer or any task pac
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
+from ganapps.engine.checkpoint import file_digest
 from ganapps.engine.errors import InputError
 
 FID_WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -142,15 +142,6 @@ def find_inception_weights(path: str | os.PathLike | None = None) -> Path:
     raise InputError(f"FID Inception weights not found (looked in {hub_path}); {how}")
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_fid_inception(
     path: str | os.PathLike | None = None,
     verify: bool = True,
@@ -160,7 +151,7 @@ def load_fid_inception(
     and the file's sha256. With `verify`, the sha256 must start with `expected_sha256_prefix`. Loading uses
     torch.load(weights_only=True) and a strict key match. Raises InputError on any mismatch."""
     weights = find_inception_weights(path)
-    digest = sha256_of(weights)
+    digest = file_digest(weights)
     if verify and not digest.startswith(expected_sha256_prefix):
         raise InputError(
             f"{weights}: sha256 {digest[:16]}... does not start with {expected_sha256_prefix}, expected the "
