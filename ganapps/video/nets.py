@@ -42,7 +42,9 @@ def gray_uint8(x: torch.Tensor):
     import cv2
     import numpy as np
 
-    u8 = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    from .data import to_uint8
+
+    u8 = to_uint8(x)  # (N, H, W, C)
     if u8.shape[-1] == 1:
         return u8[..., 0]
     return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in u8])
@@ -138,6 +140,7 @@ class ConvLSTMPredictor(nn.Module):
         flow = F.interpolate(self.flow(x), scale_factor=self.patch, mode="bilinear", align_corners=False) * self.patch
         if prior is not None:
             flow = flow + prior.to(flow.dtype)
+            parts["prior"] = prior
         if moved is not None:
             flow = flow + moved
         parts["flow"] = flow
@@ -181,10 +184,9 @@ class ConvLSTMPredictor(nn.Module):
         sy, sx = size[0] / context.shape[-2], size[1] / context.shape[-1]
         scale = torch.tensor([sx, sy], dtype=context.dtype, device=context.device).view(1, 2, 1, 1)
         last = hires[:, -1]
-        prior_lo = prior_hi = None
+        prior_hi = None
         if self.head_kind == "flowprior" and hires.shape[1] >= 2 and context.shape[1] >= 2:
             n = min(hires.shape[1], context.shape[1], PRIOR_PAIRS + 1)
-            prior_lo = motion_prior(context[:, -n:], PRIOR_PAIRS)
             prior_hi = motion_prior(hires[:, -n:], PRIOR_PAIRS)
 
         def up(x: torch.Tensor) -> torch.Tensor:
@@ -198,8 +200,8 @@ class ConvLSTMPredictor(nn.Module):
                 hi = hi + up(parts["delta"])
             else:
                 flow = parts["flow"]
-                if prior_lo is not None:  # swap the low-resolution Farneback flow for the full-size one
-                    flow = up(flow - k * prior_lo) * scale + k * prior_hi
+                if prior_hi is not None:  # swap the low-resolution Farneback flow for the full-size one
+                    flow = up(flow - k * parts["prior"]) * scale + k * prior_hi
                 else:
                     flow = up(flow) * scale
                 hi = warp(last, flow) + up(parts["delta"])
