@@ -211,18 +211,25 @@ def throughput(steps: int) -> None:
 QUALITY_RUNS = ("OpenSTL ConvLSTM (re-implemented), fp32", "ours, bf16 autocast")
 
 
+def _mnist_sets(seed: int):
+    """Moving MNIST training sequences (digits 0-3999) and the 64 held-out test sequences (digits 4000-4999)
+    as a (64, 20, 1, 64, 64) tensor in [0, 1]."""
+    from data_recipes import moving_mnist
+    from ganapps.video.data import MovingMNIST, load_mnist_digits
+
+    digits = load_mnist_digits(moving_mnist.fetch_digits())
+    train, test = MovingMNIST(digits[:4000], 20, seed=seed), MovingMNIST(digits[4000:], 20, items=64, seed=10_000)
+    return train, (torch.stack([test[i] for i in range(len(test))]) + 1) / 2
+
+
 def _quality_run(name: str, seconds: float, seed: int = 0) -> dict:
     """Train one model on Moving MNIST for `seconds` of this process's CPU time (1 thread), then score it on
     held-out digits 4000-4999 (64 sequences, 10 -> 10, free-running)."""
     torch.set_num_threads(1)
-    from data_recipes import moving_mnist
-    from ganapps.video.data import MovingMNIST, load_mnist_digits
     from ganapps.video.nets import ConvLSTMPredictor
     from ganapps.video.pipeline import horizon_metrics
 
-    digits = load_mnist_digits(moving_mnist.fetch_digits())
-    train, test = MovingMNIST(digits[:4000], 20, seed=seed), MovingMNIST(digits[4000:], 20, items=64, seed=10_000)
-    test_x = (torch.stack([test[i] for i in range(len(test))]) + 1) / 2  # (N, 20, 1, 64, 64) in [0, 1]
+    train, test_x = _mnist_sets(seed)
     torch.manual_seed(seed)
     theirs = OpenSTLConvLSTM(LAYERS, [HIDDEN] * LAYERS, PATCH * PATCH, FILTER, TC, TF)
     model = ConvLSTMPredictor(1, HIDDEN, LAYERS, FILTER, PATCH, head="direct")
@@ -253,7 +260,6 @@ def quality(seconds: float) -> None:
     import multiprocessing as mp
 
     from data_recipes import moving_mnist
-    from ganapps.video.data import MovingMNIST, load_mnist_digits
     from ganapps.video.pipeline import horizon_metrics
 
     moving_mnist.fetch_digits()  # fetch once before the workers start
@@ -265,9 +271,7 @@ def quality(seconds: float) -> None:
     for r in results:
         print(f"  {r['name']:42s} {r['steps']:5d} steps ({r['cpu_s'] / r['steps']:5.2f} CPU s/step, "
               f"wall {r['wall_s']:.0f} s)   MSE {r['mse']:7.1f}   SSIM {r['ssim']:.3f}")
-    digits = load_mnist_digits(moving_mnist.fetch_digits())
-    test = MovingMNIST(digits[4000:], 20, items=64, seed=10_000)
-    test_x = (torch.stack([test[i] for i in range(len(test))]) + 1) / 2
+    _, test_x = _mnist_sets(0)
     black = horizon_metrics(torch.zeros_like(test_x[:, TC:]) * 2 - 1, test_x[:, TC:] * 2 - 1)
     last = horizon_metrics(test_x[:, TC - 1:TC].expand(-1, TF, -1, -1, -1) * 2 - 1, test_x[:, TC:] * 2 - 1)
     print(f"  {'all-black frames':42s} {'':41s}   MSE {black['mse_mean']:7.1f}   SSIM {black['ssim_mean']:.3f}")
