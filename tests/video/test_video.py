@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganapps.cli import main as cli_main
@@ -106,7 +107,16 @@ def test_fused_gate_convolution_equals_separate_input_and_hidden_convolutions():
     c_ref = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * torch.tanh(g)
     h_ref = torch.sigmoid(o) * torch.tanh(c_ref)
     h_new, c_new = cell(x, h, c)
-    assert torch.allclose(h_new, h_ref, atol=1e-6) and torch.allclose(c_new, c_ref, atol=1e-6)
+    # One conv over [x, h] and two added convs sum the same n = 108 products in other orders: each gate
+    # pre-activation differs by at most n eps sum|w x| (the standard summation bound), and sigmoid/tanh are
+    # 1/4- and 1-Lipschitz, so c moves by at most (|c| / 4 + 5 / 4) times that and h by 1/4 more.
+    n = cell.gates.weight[0].numel()
+    mag = (F.conv2d(x.abs(), conv_x.weight.detach().abs(), padding=1)
+           + F.conv2d(h.abs(), conv_h.weight.detach().abs(), padding=1))
+    pre = n * torch.finfo(torch.float32).eps * float(mag.max())
+    c_tol = (float(c.abs().max()) / 4 + 5 / 4) * pre
+    c_err, h_err = (float((a - b).detach().abs().max()) for a, b in ((c_new, c_ref), (h_new, h_ref)))
+    assert c_err <= c_tol and h_err <= c_tol + pre / 4
 
 
 def test_rollout_goes_beyond_the_training_length():
@@ -368,6 +378,19 @@ def test_config_names_the_bad_option():
         assert VideoConfig(use_gray=True).channels == 1
 
 
+def _replay_rounding_bound(net: nn.Module, x: torch.Tensor) -> float:
+    """The flowprior replay swaps the low-resolution prior for the full-size one, (f - k p) + k p, which at the
+    same size equals f only up to rounding: at most 3 roundings of eps (|f| + 2 k |p|) per flow component, and
+    a bilinear warp turns a flow error into at most the image's largest step between neighbours per component.
+    Which way each rounding falls depends on the CPU's kernels, so the test allows this bound, not 1e-6."""
+    parts = [p for _, p in list(net._roll(x, 5))[x.shape[1] - 1:]]
+    flow = max(float(p["flow"].abs().max()) for p in parts)
+    prior = max(k * float(p["prior"].abs().max()) for k, p in enumerate(parts, 1))
+    last = x[:, -1]
+    step = max(float((last[..., 1:] - last[..., :-1]).abs().max()), float((last[..., 1:, :] - last[..., :-1, :]).abs().max()))
+    return 2 * step * 3 * torch.finfo(torch.float32).eps * (flow + 2 * prior)
+
+
 def test_high_resolution_replay_equals_the_roll_out_at_the_model_resolution():
     torch.manual_seed(0)
     for head in ("warp", "residual", "flowprior", "direct"):
@@ -376,7 +399,8 @@ def test_high_resolution_replay_equals_the_roll_out_at_the_model_resolution():
             nn.init.normal_(p, std=0.1)
         x = torch.rand(2, 4, 3, 16, 16) * 2 - 1
         with torch.no_grad():
-            assert torch.allclose(net(x, 5).clamp(-1, 1), net.predict_hires(x, 5, x), atol=1e-6)
+            diff = float((net(x, 5).clamp(-1, 1) - net.predict_hires(x, 5, x)).abs().max())
+            assert diff <= (_replay_rounding_bound(net, x) if head == "flowprior" else 1e-6), head  # others: 0 seen
         assert net.predict_hires(x, 3, torch.zeros(2, 2, 3, 40, 24)).shape == (2, 3, 3, 40, 24)
 
 
