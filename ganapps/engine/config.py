@@ -42,6 +42,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     nonfinite_patience: int = 5  # consecutive skipped steps before a rollback
     nonfinite_lr_factor: float = 0.5  # LR multiplier applied at each rollback
+    max_rollbacks: int = dataclasses.field(default=3, metadata={
+        "help": "rollbacks allowed (each to the last checkpoint with lowered LRs) before training stops with an error"})
     num_workers: int = 0
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     use_tensorboard: bool = True
@@ -53,13 +55,10 @@ class TrainConfig:
         require(self, positive=("steps", "batch_size", "log_every_steps", "sample_every_steps",
                                 "checkpoint_every_steps", "keep_checkpoints", "nonfinite_patience"),
                 non_negative=("grad_clip_norm", "ema_halflife_images", "ema_rampup", "warmup_steps", "num_workers",
-                              "eval_every_steps", "threads"))
+                              "eval_every_steps", "threads", "max_rollbacks"))
         if not 0 < self.nonfinite_lr_factor <= 1:
             raise InputError(f"option nonfinite_lr_factor={self.nonfinite_lr_factor!r}: expected in (0, 1]")
         check_choices(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def check_choices(cfg: Any) -> None:
