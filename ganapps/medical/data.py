@@ -28,7 +28,6 @@ MNI_FILES = {
     "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
     "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
 }
-TISSUE_CLASSES = ("background/CSF", "grey matter", "white matter")
 
 
 # --------------------------------------------------------------------------------------------- default data
