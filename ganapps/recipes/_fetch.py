@@ -22,7 +22,8 @@ from ..engine.errors import InputError
 def announce(what: str, dest: Path, recipe: str | None) -> None:
     """The one line a download prints on stderr: what is fetched, where to, and the recipe that does it ahead
     of time (for an offline machine)."""
-    ahead = f"; offline: run `python -m ganapps.recipes.{recipe}` on a connected machine first" if recipe else ""
+    ahead = (f"; for an offline machine, run `python -m ganapps.recipes.{recipe}` where the registry is reachable "
+             f"and copy that folder") if recipe else ""
     print(f"ganapps: fetching {what} into {dest}{ahead}", file=sys.stderr, flush=True)
 
 
