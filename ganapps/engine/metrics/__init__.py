@@ -16,7 +16,7 @@ from ganapps.engine.metrics.features import (
     source_statistics,
     statistics_cache_key,
 )
-from ganapps.engine.metrics.frechet import fid_from_features, frechet_distance
+from ganapps.engine.metrics.frechet import fid_from_features, frechet_distance, small_sample_note
 from ganapps.engine.metrics.image_quality import MS_SSIM_WEIGHTS, ms_ssim, ms_ssim_diversity, psnr, ssim
 from ganapps.engine.metrics.inception import (
     FID_WEIGHTS_FILENAME,
@@ -52,6 +52,7 @@ __all__ = [
     "fid_inception_from_state_dict",
     "find_inception_weights",
     "frechet_distance",
+    "small_sample_note",
     "inception_score",
     "iter_image_batches",
     "kid_from_features",

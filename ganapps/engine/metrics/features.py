@@ -23,7 +23,7 @@ from ganapps.engine.images import IMAGE_SUFFIXES, has_suffix, uint8_to_float
 from ganapps.engine.paths import stats_dir
 
 TENSOR_SUFFIXES = (".pt", ".pth", ".npy")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries record the image count
 # Float tensors may overshoot [-1, 1] by rounding (e.g. a tanh output saved in float16).
 _RANGE_TOLERANCE = 1e-3
 
@@ -292,26 +292,31 @@ def source_statistics(
     progress: bool = True,
     use_cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(mu (F,), sigma (F, F)) float64 of a source's features; folders are cached (see `statistics_cache_key`)
-    in `<cache_dir>/stats/<key>.npz`, by default `engine.paths.stats_dir()` (<cache>/stats). Tensors and files
-    are never cached."""
+    with_count: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, int]:
+    """(mu (F,), sigma (F, F)) float64 of a source's features, and with `with_count` the number of images
+    they came from; folders are cached (see `statistics_cache_key`) in `<cache_dir>/stats/<key>.npz`, by default
+    `engine.paths.stats_dir()` (<cache>/stats). Tensors and files are never cached."""
     is_folder = not isinstance(source, torch.Tensor | np.ndarray) and Path(source).is_dir()
-    if not (use_cache and is_folder):
-        return feature_statistics(extract_features(source, extractor, batch_size, progress))
-    key = statistics_cache_key(source, extractor.name)
-    path = (Path(cache_dir) / "stats" if cache_dir else stats_dir()) / f"{key[:40]}.npz"
-    if path.is_file():
+    path = None
+    if use_cache and is_folder:
+        key = statistics_cache_key(source, extractor.name)
+        path = (Path(cache_dir) / "stats" if cache_dir else stats_dir()) / f"{key[:40]}.npz"
+    if path is not None and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as data:
-                return data["mu"], data["sigma"]
+                mu, sigma, n = data["mu"], data["sigma"], int(data["count"])
+            return (mu, sigma, n) if with_count else (mu, sigma)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is recomputed and overwritten
-    mu, sigma = feature_statistics(extract_features(source, extractor, batch_size, progress))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename: a killed process never leaves a half-written entry.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, mu=mu, sigma=sigma, folder=str(Path(source).resolve()), extractor=extractor.name)
-    os.replace(tmp, path)
-    return mu, sigma
+    features = extract_features(source, extractor, batch_size, progress)
+    mu, sigma = feature_statistics(features)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: a killed process never leaves a half-written entry.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, mu=mu, sigma=sigma, count=len(features), folder=str(Path(source).resolve()),
+                     extractor=extractor.name)
+        os.replace(tmp, path)
+    return (mu, sigma, len(features)) if with_count else (mu, sigma)
