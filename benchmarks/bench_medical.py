@@ -7,7 +7,7 @@ on the same data, data-pipeline throughput (with and without the volume cache) a
 Baselines: (a) a Gaussian in the PCA space of the training slices (all components, per-component variance),
 (b) training slices picked at random (the memorization ceiling). Reference row: (c) the held-out real slices
 themselves, which shows what the memorization audit says of new, real slices one millimetre away from training
-slices. Needs `python -m data_recipes.medical_mni152` once (offline afterwards).
+slices. Fetches the MNI152 data on first use (`python -m ganapps.recipes.medical_mni152` does it ahead of time).
 """
 
 from __future__ import annotations
@@ -115,12 +115,7 @@ def main() -> None:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     from ganapps.medical.data import mni_paths
 
-    try:
-        mni_paths()
-    except Exception:
-        from data_recipes.medical_mni152 import build
-
-        build(quiet=True)
+    mni_paths()  # fetched on first use
     root = Path(__file__).resolve().parents[1]
     model = Path(os.environ.get("GANAPPS_MEDICAL_MODEL", root / "models" / "medical-default"))
     data_throughput()

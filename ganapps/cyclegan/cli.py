@@ -11,10 +11,11 @@ from typing import Annotated, Optional
 import typer
 
 from .._cli import print_json, train_command
-from ..engine import checkpoint as ckpt
+from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, export_command, load, model_option
 from ..engine.errors import InputError
+from ..engine.images import IMAGE_SUFFIXES, has_suffix
 from .config import PRESETS, CycleGANConfig
-from .data import IMAGE_SUFFIXES
+from .pipeline import Translator
 
 app = typer.Typer(help="Unpaired image-to-image translation (CycleGAN): photo <-> painting, horse <-> zebra...",
                   no_args_is_help=True)
@@ -49,14 +50,6 @@ HELP = {
     "preview_images": "images per domain in the preview grid", "eval_images": "test images for the final metrics",
 }
 
-DEFAULT_MODEL = ckpt.shipped_model("cyclegan-default")
-
-
-def default_model() -> Path:
-    """models/cyclegan-default, next to the package (source checkout or editable install)."""
-    return DEFAULT_MODEL
-
-
 def run_train(cfg: CycleGANConfig, *, json_out: bool) -> dict:
     from ..engine.trainer import train
     from .task import CycleGANTask
@@ -83,12 +76,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            files += sorted(f for f in p.iterdir() if f.is_file() and has_suffix(f, IMAGE_SUFFIXES))
         elif p.is_file():
             files.append(p)
         elif any(ch in item for ch in "*?["):
             matched = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            matched = [m for m in matched if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+            matched = [m for m in matched if m.is_file() and has_suffix(m, IMAGE_SUFFIXES)]
             if not matched:
                 raise InputError(f"{item}: the pattern matches no image file")
             files += matched
@@ -104,25 +97,8 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return out
 
 
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="run folder, checkpoint folder or model folder; "  # noqa: UP045
-                                                  "default: models/cyclegan-default")]
+ModelOpt = model_option(Translator.default_model)
 DirectionOpt = Annotated[str, typer.Option("--direction", help="a2b or b2a")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
-
-
-def _translator(model: Path | None, device: str, tile_size: int, tile_overlap: int):
-    from .pipeline import Translator
-
-    path = model or default_model()
-    if model is None and not path.exists():
-        raise InputError(f"{path}: the default model is not installed; pass --model RUN|CKPT|MODEL")
-    dev = "cpu" if device == "auto" else device
-    if device == "auto":
-        import torch
-
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-    return Translator.from_checkpoint(path, device=dev, tile_size=tile_size, tile_overlap=tile_overlap)
 
 
 @app.command("translate")
@@ -136,7 +112,7 @@ def translate(
                                                  "one picture")] = None,
     tile_size: Annotated[int, typer.Option("--tile-size", help="translate larger images in tiles of this size")] = 1024,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="tile overlap in pixels")] = 128,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+    device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -145,8 +121,9 @@ def translate(
 
     from tqdm.auto import tqdm
 
+    from ..engine.images import array_to_tensor, tensor_to_pil
     from .data import read_image
-    from .pipeline import contact_sheet, to_pil, to_tensor
+    from .pipeline import contact_sheet
     from .pipeline import side_by_side as sbs
 
     if direction not in ("a2b", "b2a"):
@@ -157,16 +134,16 @@ def translate(
     if dupes:
         raise InputError(f"inputs share file names ({', '.join(dupes[:3])}): outputs would overwrite each other; "
                          f"translate them into separate --out folders")
-    translator = _translator(model, device, tile_size, tile_overlap)
+    translator = load(Translator, model, device, tile_size=tile_size, tile_overlap=tile_overlap)
     out.mkdir(parents=True, exist_ok=True)
     written, pairs = [], []
     for f in tqdm(files, disable=quiet, unit="img", file=sys.stderr):
-        arr = read_image(f, translator.channels)
-        y = to_pil(translator.translate_tensor(to_tensor(arr), direction)[0])
+        x = array_to_tensor(read_image(f, translator.channels))  # (C, H, W)
+        y = tensor_to_pil(translator.translate_tensor(x[None], direction)[0])
         if grid is not None:
-            pairs.append(sbs(to_pil(to_tensor(arr)[0]), y))
+            pairs.append(sbs(tensor_to_pil(x), y))
         if side_by_side:
-            y = sbs(to_pil(to_tensor(arr)[0]), y)
+            y = sbs(tensor_to_pil(x), y)
         dest = out / f.name
         if dest.suffix.lower() in (".jpg", ".jpeg") and y.mode not in ("RGB", "L"):
             y = y.convert("RGB")
@@ -197,7 +174,7 @@ def evaluate(
         "--inception-weights", help="pt_inception-2015-12-05 weights file: adds FID/KID")] = None,
     size: Annotated[int, typer.Option("--size", help="images are resized and centre-cropped to this size")] = 128,
     limit: Annotated[int, typer.Option("--limit", help="at most this many images per domain")] = 500,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+    device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -211,13 +188,13 @@ def evaluate(
         raise InputError("--data-a/--data-b: give both folders")
     if data_a is None:
         if data is None:
-            from data_recipes.cyclegan_builtin import build
+            from ..recipes.cyclegan_builtin import build
 
             data = build(quiet=quiet)
         data_a, data_b = data / "testA", data / "testB"
     if ground_truth is not None and direction == "both":
         direction = "a2b"
-    translator = _translator(model, device, 1024, 128)
+    translator = load(Translator, model, device)
     result = evaluate_folders(translator, data_a, data_b, direction=direction, size=size, limit=limit,
                               ground_truth=ground_truth, inception_weights=inception_weights, progress=not quiet)
     if json_out:
@@ -226,19 +203,4 @@ def evaluate(
         print(json.dumps(result, indent=1))
 
 
-@app.command("export")
-def export(
-    run: Annotated[Path, typer.Argument(help="run folder or checkpoint folder")],
-    out: Annotated[Path, typer.Option("--out", help="model folder to write (weights.safetensors + config.yaml)")],
-    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="store weights as float16 (loaded back as float32)")]
-    = True,
-    json_out: JsonOpt = False,
-) -> None:
-    """Write a small model folder holding only the generators, for `translate --model`."""
-    from .pipeline import export_model
-
-    result = export_model(run, out, fp16=fp16)
-    if json_out:
-        print_json(result)
-    else:
-        print(f"{result['weights']}  sha256 {result['sha256']}")
+export_command(app, Translator)

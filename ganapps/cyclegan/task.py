@@ -26,7 +26,7 @@ def train_folders(cfg: CycleGANConfig) -> tuple[str, str, str]:
     """(dataset root or "", folder A, folder B) for training; the built-in dataset when no data is given."""
     data = cfg.data
     if not data and not cfg.data_a:
-        from data_recipes.cyclegan_builtin import build
+        from ..recipes.cyclegan_builtin import build
 
         data = str(build(quiet=cfg.quiet))
     a, b = domain_folders(data, cfg.data_a, cfg.data_b, "train")

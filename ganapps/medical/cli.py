@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .._cli import print_json, train_command
-from ..engine import checkpoint as ckpt
+from .._inference_cli import (
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    export_command,
+    inference_threads,
+    load,
+    model_option,
+)
 from .config import PRESETS, MedicalConfig
+from .pipeline import Synthesizer
 
 app = typer.Typer(help="Medical 2D slice synthesis from NIfTI/DICOM volumes (MNI152 by default).",
                   no_args_is_help=True)
 
-DEFAULT_MODEL = ckpt.shipped_model("medical-default")
-
 HELP = {
     "data": "volume: NIfTI file (3D/4D), DICOM series folder or PNG/TIFF slice folder (repeat the option); "
-            "none: the MNI152 T1 built by `python -m data_recipes.medical_mni152`",
+            "none: the MNI152 T1 (fetched on first use; `python -m ganapps.recipes.medical_mni152` ahead of time)",
     "labels": "label map per --data volume, same order (tissue maps, lesion masks)",
     "masks": "foreground mask per --data volume (z-score statistics, slice filtering)",
     "axis": "slice axis after RAS reorientation",
@@ -67,68 +73,59 @@ train_command(app, "train", MedicalConfig, run_train, help="Train a slice GAN on
               task_help=HELP, presets=PRESETS)
 
 
-ModelOpt = Annotated[Path, typer.Option("--model", help="run folder, checkpoint folder, model folder or "
-                                                         ".safetensors file")]
+ModelOpt = model_option(Synthesizer.default_model)
 
 
 @app.command()
 def sample(
     out: Annotated[Path, typer.Option("--out", help="FILE.nii.gz (a NIfTI stack) or a folder (PNG slices)")],
-    model: ModelOpt = DEFAULT_MODEL,
+    model: ModelOpt = None,
     n: Annotated[int, typer.Option("--n", help="number of slices")] = 16,
     seed: Annotated[int, typer.Option("--seed", help="seed of the latent noise")] = 0,
     labels: Annotated[Path | None, typer.Option("--labels", help="label-map volume (NIfTI) or slice folder for "
                                                                  "label-conditioned models; --n is ignored")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or mps")] = "cpu",
-    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Sample synthetic slices: a NIfTI stack carrying the training spacing and a valid affine, or PNGs."""
-    from .pipeline import Synthesizer
-
-    _threads()
-    synth = Synthesizer.from_checkpoint(model, device=device)
+    synth = load(Synthesizer, model, device)
     if labels is not None:
         images = synth.from_label_volume(labels)
     else:
         images = synth(n, seed=seed)
     written = synth.save(images, out)
-    if not quiet and not json_out:
-        print(f"{len(images)} slices {synth.size}x{synth.size} -> {written}")
     if json_out:
         print_json({"out": str(written), "n": len(images), "size": synth.size,
                     "spacing_mm": list(synth.spacing_mm)})
+    elif not quiet:
+        print(f"{len(images)} slices {synth.size}x{synth.size} -> {written}")
 
 
 @app.command()
 def evaluate(
-    model: ModelOpt = DEFAULT_MODEL,
+    model: ModelOpt = None,
     data: Annotated[list[str] | None, typer.Option("--data", help="held-out volumes to compare with (default: "
                                                                  "the held-out slices of the model's own data)")] = None,
     n: Annotated[int, typer.Option("--n", help="generated samples")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="seed of the latent noise and metrics")] = 0,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or mps")] = "cpu",
-    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Offline quality report: SWD, KID (intensity features and pixels), MS-SSIM diversity, precision/recall, and the
     memorization audit (share of samples that are near-copies of training slices)."""
     from .evaluate import evaluate_model, format_report
 
-    _threads()
+    inference_threads()
     report = evaluate_model(model, data=data or None, n=n, seed=seed, device=device, progress=not quiet)
-    if not json_out:
-        print(format_report(report))
-    else:
+    if json_out:
         print_json(report)
+    else:
+        print(format_report(report))
 
 
-def _threads() -> None:
-    """Inference on a shared CPU: respect OMP_NUM_THREADS when set."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        import torch
-
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+export_command(app, Synthesizer)
 
 
 @app.command("translation-data")
@@ -141,7 +138,8 @@ def translation_data(
                                                                      "(e.g. CT for MR -> CT)")] = None,
     size: Annotated[int, typer.Option("--size", help="slice size in pixels")] = 64,
     axis: Annotated[str, typer.Option("--axis", help="axial, coronal or sagittal")] = "axial",
-    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Slices of two modalities in the CycleGAN layout, for `ganapps cyclegan train --data OUT --channels 1`
     (modality translation with the CycleGAN task's nets and losses)."""
@@ -153,6 +151,6 @@ def translation_data(
     counts = export_translation_folders(out, cfg, cfg_b)
     if json_out:
         print_json({"out": str(out), **counts})
-    else:
+    elif not quiet:
         print(", ".join(f"{k} {v}" for k, v in counts.items()) + f" slices in {out}; next: ganapps cyclegan train "
               f"--data {out} --channels 1 --load-size {size} --crop-size {size}")

