@@ -52,7 +52,7 @@ def test_config_file_sets_options_and_flags_win(capsys, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--dataset", "spiral"], "dataset='spiral': expected one of ring, grid"),
-    (["--loss", "fancy"], "unknown GAN loss 'fancy'"),
+    (["--gan-loss", "fancy"], "unknown GAN loss 'fancy'"),
     (["--steps", "0"], "steps=0: expected a positive integer"),
     (["--lr-g", "-1"], "lr_g=-1.0: expected > 0"),
     (["--preset", "nope"], "--preset nope: expected one of default, plain"),

@@ -38,7 +38,7 @@ class Synthesizer:
         """A run folder, checkpoint folder, model folder (config.yaml + weights.safetensors) or weights file."""
         folder, cfg, weights = ckpt.load_for_inference(path, MedicalConfig)
         state = ckpt.pick_weights(weights, "gen", where=folder / ckpt.WEIGHTS)
-        gen = build_generator(cfg.model, cfg.condition, cfg.z_dim, cfg.size, cfg.channels, cfg.num_classes)
+        gen = build_generator(cfg.model, cfg.condition, cfg.z_dim, cfg.size, cfg.width, cfg.num_classes)
         try:
             gen.load_state_dict(state)
         except RuntimeError as e:
