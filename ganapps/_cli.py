@@ -36,18 +36,28 @@ def _option_type(hint: Any) -> tuple[Any, str]:
     return hint, ""
 
 
-def _deprecated_flags(cls: type[TrainConfig]) -> list[inspect.Parameter]:
-    """Hidden options under the previous release's names (e.g. --loss for --gan-loss), mapped with a warning."""
+def _option(param: str, name: str, hint: Any, **option: Any) -> inspect.Parameter:
+    """A keyword parameter `param` shown as --name (--name/--no-name for booleans), None when not given."""
+    typ, _ = _option_type(hint)
+    flag = "--" + name.replace("_", "-")
+    decl = [flag] if typ is not bool else [f"{flag}/--no-{name.replace('_', '-')}"]
+    return inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[Optional[typ], typer.Option(*decl, **option)])  # noqa: UP045
+
+
+def _field_options(cls: type[TrainConfig]) -> list[inspect.Parameter]:
+    """One option per field the task supports (help and panel from the field), then hidden options under the
+    previous release's names (e.g. --loss for --gan-loss), mapped by `_take_deprecated`."""
     hints = typing.get_type_hints(cls)
+    hidden = set(getattr(cls, "unsupported", ()))
     params = []
-    for old, new in deprecated_names(cls).items():
-        typ, _ = _option_type(hints[new])
-        flag = "--" + old.replace("_", "-")
-        decl = [flag] if typ is not bool else [f"{flag}/--no-{old.replace('_', '-')}"]
-        params.append(inspect.Parameter(
-            f"deprecated__{old}", inspect.Parameter.KEYWORD_ONLY, default=None,
-            annotation=Annotated[Optional[typ], typer.Option(*decl, hidden=True)]))  # noqa: UP045
-    return params
+    for doc in describe_options(cls):
+        if doc.name not in hidden:
+            text = "; ".join(x for x in (doc.help, _option_type(hints[doc.name])[1], f"default {doc.default!r}") if x)
+            params.append(_option(doc.name, doc.name, hints[doc.name], help=text, rich_help_panel=doc.panel,
+                                  show_default=False))
+    return params + [_option(f"deprecated__{old}", old, hints[new], hidden=True)
+                     for old, new in deprecated_names(cls).items()]
 
 
 def _take_deprecated(cls: type[TrainConfig], kwargs: dict[str, Any], overrides: dict[str, Any]) -> None:
@@ -91,19 +101,7 @@ def train_command(app: typer.Typer, name: str, cls: type[TrainConfig], run: Call
     left out; the previous release's option names stay as hidden flags. `run(cfg, json_out=..., **extra)` does
     the work and returns a dict for --json.
     """
-    hints = typing.get_type_hints(cls)
-    hidden = set(getattr(cls, "unsupported", ()))
-    docs = [d for d in describe_options(cls) if d.name not in hidden]
-    params: list[inspect.Parameter] = []
-    for doc in docs:
-        typ, extra_help = _option_type(hints[doc.name])
-        text = "; ".join(x for x in (doc.help, extra_help, f"default {doc.default!r}") if x)
-        flag = "--" + doc.name.replace("_", "-")
-        decl = [flag] if typ is not bool else [f"{flag}/--no-{doc.name.replace('_', '-')}"]
-        params.append(inspect.Parameter(
-            doc.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-            annotation=Annotated[Optional[typ], typer.Option(*decl, help=text, rich_help_panel=doc.panel,  # noqa: UP045
-                                                             show_default=False)]))
+    params = _field_options(cls)
     params.append(inspect.Parameter(
         "config", inspect.Parameter.KEYWORD_ONLY, default=None,
         annotation=Annotated[Optional[Path], typer.Option("--config", help="YAML file of options; flags win")]))  # noqa: UP045
@@ -114,10 +112,9 @@ def train_command(app: typer.Typer, name: str, cls: type[TrainConfig], run: Call
     params.append(inspect.Parameter(
         "json_out", inspect.Parameter.KEYWORD_ONLY, default=False,
         annotation=Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")]))
-    params.extend(_deprecated_flags(cls))
     params.extend(extra or [])
-    field_names = {d.name for d in docs}
-    out_default = next(d.default for d in docs if d.name == "out")
+    field_names = {f.name for f in dataclasses.fields(cls)}
+    out_default = next(f.default for f in dataclasses.fields(cls) if f.name == "out")
 
     def command(**kwargs: Any) -> None:
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in field_names}

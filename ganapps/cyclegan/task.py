@@ -62,9 +62,7 @@ class CycleGANTask:
         return nets
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
-        c = self.config
-        return {"gen": OptimizerSpec(("gen_ab", "gen_ba"), c.lr_g, (c.beta1, c.beta2)),
-                "disc": OptimizerSpec(("disc_a", "disc_b"), c.lr_d, (c.beta1, c.beta2))}
+        return self.adv.optimizers(gen=("gen_ab", "gen_ba"), disc=("disc_a", "disc_b"))
 
     def phases(self) -> list[Phase]:
         return self.adv.phases(g=self.g_loss, d=self.d_loss, d_reg=self.d_reg_loss, order=("G", "D", "D-reg"))

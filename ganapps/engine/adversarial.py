@@ -21,7 +21,7 @@ from .augment import AdaptiveAugment, DiffAugment
 from .config import TrainConfig, opt, require
 from .errors import InputError
 from .losses import LOSSES, get_loss
-from .task import LossFn, Phase, StepContext
+from .task import LossFn, OptimizerSpec, Phase, StepContext
 
 Critic = Callable[[Tensor], Tensor]  # D's raw outputs (any shape) for a batch of D inputs
 Join = Callable[[Tensor], Tensor]  # a sample -> D's input (e.g. the sample and its label map, concatenated)
@@ -58,7 +58,7 @@ class AdversarialConfig(TrainConfig):
     augment_policy: str = opt("", "DiffAugment ops on everything D sees: color, translation, cutout, "
                                   "comma-separated (Zhao et al. 2020; '' off)")
     use_ada: bool = opt(False, "adapt the augmentation probability to D's overfitting (ADA, Karras et al. 2020)")
-    ada_target: float = opt(0.6, "ADA target of E[sign(D(real))]")
+    ada_target: float = opt(0.6, "ADA target of r_t, the mean sign of D's outputs on reals")
     ada_adjust_images: int = opt(500_000, "images for the ADA probability to move from 0 to 1")
     lecam_weight: float = opt(0.0, "LeCam regularizer weight (Tseng et al. 2021; 0: off)")
     use_minibatch_std: bool = opt(False, "minibatch standard deviation layer in D (Karras et al. 2018)")
@@ -137,6 +137,15 @@ class Adversary:
         if self.config.use_spectral_norm:
             stab.apply_spectral_norm(net)
         return net
+
+    def optimizers(self, gen: tuple[str, ...], disc: tuple[str, ...]) -> dict[str, OptimizerSpec]:
+        """Adam for the generator nets (lr_g) and for the critics (lr_d; TTUR when they differ), betas (beta1,
+        beta2): the "gen" and "disc" groups the phases step. No critics (`disc` empty): "gen" only."""
+        c = self.config
+        specs = {"gen": OptimizerSpec(gen, c.lr_g, (c.beta1, c.beta2))}
+        if disc:
+            specs["disc"] = OptimizerSpec(disc, c.lr_d, (c.beta1, c.beta2))
+        return specs
 
     # -- what D sees
     def view(self, x: Tensor) -> Tensor:
@@ -268,8 +277,10 @@ class Adversary:
         lecam = state.get("lecam", {})
         if "ema_real" in lecam:
             lecam = {"": lecam}
+        self.lecam = {}  # a critic missing from `state` had no D step yet: it starts afresh
         for k, v in lecam.items():
-            self.lecam.setdefault(k, stab.LeCam()).load_state_dict(v)
+            self.lecam[k] = stab.LeCam()
+            self.lecam[k].load_state_dict(v)
         if self.ada is not None and "ada" in state:
             self.ada.load_state_dict(state["ada"])
             self.augment.p = float(state.get("augment_p", self.ada.p))  # type: ignore[union-attr]

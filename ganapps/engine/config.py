@@ -40,11 +40,11 @@ class TrainConfig:
     steps: int = opt(1000, "training steps (one step = every due phase once)")
     batch_size: int = opt(64, "images (or points) per step per process")
     seed: int = opt(0, "seed for weights, noise and data order")
-    device: Literal["auto", "cpu", "cuda", "mps"] = opt("auto", "auto, cpu, cuda or mps")
+    device: Literal["auto", "cpu", "cuda", "mps"] = opt("auto", "training device (auto: CUDA, else MPS, else CPU)")
     use_amp: bool = opt(False, "mixed precision: bf16 autocast on CPU, fp16 + grad scaling on CUDA")
     grad_clip_norm: float = opt(0.0, "clip gradients to this L2 norm (0: off)")
     lr_schedule: Literal["constant", "linear", "cosine"] = opt(
-        "constant", "constant, linear (constant, then linear decay to 0) or cosine")
+        "constant", "learning-rate schedule (linear: constant, then linear decay to 0)")
     lr_decay_start_steps: int = opt(-1, "step where decay starts (-1: the schedule's default: linear half-way, "
                                         "cosine 0)")
     warmup_steps: int = opt(0, "linear LR warm-up steps")

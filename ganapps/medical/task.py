@@ -52,12 +52,10 @@ class MedicalTask:
         return {"gen": gen, "disc": self.adv.apply_to_disc(disc, init)}
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
-        c = self.config
-        return {"gen": OptimizerSpec(("gen",), c.lr_g, (c.beta1, c.beta2)),
-                "disc": OptimizerSpec(("disc",), c.lr_d, (c.beta1, c.beta2))}
+        return self.adv.optimizers(gen=("gen",), disc=("disc",))
 
     def phases(self) -> list[Phase]:
-        return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss, order=("D", "D-reg", "G"))
+        return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss)
 
     def dataset(self) -> SliceDataset:
         return self.train_set

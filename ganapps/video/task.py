@@ -69,11 +69,8 @@ class VideoTask:
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
         c = self.config
-        specs = {"gen": OptimizerSpec(("gen",), c.lr_g, (c.beta1, c.beta2))}
-        if c.adv_weight > 0:
-            discs = ("disc", "disc_frame") if c.use_frame_disc else ("disc",)
-            specs["disc"] = OptimizerSpec(discs, c.lr_d, (c.beta1, c.beta2))
-        return specs
+        discs = () if c.adv_weight == 0 else ("disc", "disc_frame") if c.use_frame_disc else ("disc",)
+        return self.adv.optimizers(gen=("gen",), disc=discs)
 
     def phases(self) -> list[Phase]:
         # G first: its prediction (detached) is reused by the D phase of the same step.
