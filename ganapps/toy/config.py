@@ -14,6 +14,7 @@ class ToyConfig(AdversarialConfig):
     unsupported: ClassVar[tuple[str, ...]] = ("adv_weight", "augment_policy", "use_ada", "ada_target",
                                               "ada_adjust_images")  # 2D points: no images to augment
 
+    # trainer
     out: str = "runs/toy"
     steps: int = 6000
     batch_size: int = 256
@@ -23,12 +24,14 @@ class ToyConfig(AdversarialConfig):
     lr_schedule: Literal["constant", "linear", "cosine"] = "linear"
     ema_halflife_images: float = 10_000.0
     threads: int = 1  # small MLPs: a second thread gives no speed (make bench: x1.01), so runs can go side by side
+    # GAN: the SNGAN-style default recipe (hinge loss, spectral-norm D, Adam(0, 0.9))
     gan_loss: str = "hinge"
     lr_g: float = 1e-3
     lr_d: float = 1e-3
     beta1: float = 0.0
     beta2: float = 0.9
     use_spectral_norm: bool = True
+    # task
     dataset: Literal["ring", "grid"] = opt("ring", "ring (8 modes) or grid (25 modes)")
     z_dim: int = opt(2, "latent size")
     hidden: int = opt(256, "MLP width")
