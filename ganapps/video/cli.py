@@ -29,30 +29,6 @@ from .pipeline import (
 app = typer.Typer(help="Video prediction: continue any clip (ConvLSTM / 3D-conv, adversarial).",
                   no_args_is_help=True)
 
-HELP = {
-    "data": "video files, folders of videos or frame folders, comma-separated (empty: --dataset)",
-    "dataset": "built-in data when --data is empty: photos (camera motion over real photos), mnist "
-               "(Moving MNIST from real digits), mnist_npy (the public mnist_test_seq.npy)",
-    "context_frames": "frames the model sees", "future_frames": "frames it learns to predict",
-    "clip_stride": "frames between clip starts in --data videos", "size": "frame side in pixels (frames are resized)",
-    "use_gray": "grayscale frames", "use_crop": "centre-crop frames to a square before resizing",
-    "strict": "stop at the first unreadable video instead of skipping it with a warning",
-    "predictor": "convlstm (Shi et al. 2015 encoder-forecaster) or conv3d",
-    "head": "direct (the frame), residual (last frame + change), warp (flow-warped last frame + change) or "
-            "flowprior (warp with a learned correction to a Farneback flow of the last two frames)",
-    "hidden": "ConvLSTM hidden channels / 3D-conv width", "layers": "stacked ConvLSTM cells / 3D-conv blocks",
-    "kernel": "ConvLSTM gate kernel size", "patch": "patch size (frames are folded into patch x patch channels)",
-    "disc_width": "critic base width", "use_frame_disc": "add a per-frame 2D critic",
-    "use_spectral_norm": "spectral norm on the critics",
-    "recon_loss": "l1 or l2", "gdl_weight": "gradient difference loss weight (Mathieu et al. 2016)",
-    "adv_weight": "adversarial weight (0: a purely deterministic predictor)",
-    "gan_loss": "adversarial objective (engine): hinge, lsgan, nonsaturating, ...",
-    "context_loss_weight": "weight of the one-step predictions inside the context",
-    "scheduled_sampling_steps": "teacher forcing fades from 1 to 0 over these steps (0: off)",
-    "lr_g": "predictor learning rate", "lr_d": "critic learning rate", "beta1": "Adam beta1", "beta2": "Adam beta2",
-    "eval_clips": "held-out clips scored at the end",
-}
-
 
 def run_train(cfg: VideoConfig, *, json_out: bool) -> dict:
     from .task import VideoTask
@@ -72,7 +48,7 @@ def run_train(cfg: VideoConfig, *, json_out: bool) -> dict:
 
 
 train_command(app, "train", VideoConfig, run_train, help="Train a video predictor (default: camera motion over "
-              "real photos; --preset mnist: Moving MNIST).", task_help=HELP, presets=PRESETS)
+              "real photos; --preset mnist: Moving MNIST).", presets=PRESETS)
 
 
 ModelOpt = model_option(Predictor.default_model)
