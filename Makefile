@@ -26,14 +26,14 @@ test-slow: install
 demo: install
 	rm -rf runs/demo-cyclegan
 	$(BIN)/ganapps cyclegan train --preset fast --steps 300 --ngf 16 --ndf 16 --use-amp --out runs/demo-cyclegan
-	$(BIN)/ganapps cyclegan translate "$$($(BIN)/python -m data_recipes.cyclegan_builtin --print-dir)/testA" \
+	$(BIN)/ganapps cyclegan translate "$$($(BIN)/python -m ganapps.recipes.cyclegan_builtin --print-dir)/testA" \
 		--model runs/demo-cyclegan --out runs/demo-cyclegan/translated --grid runs/demo-cyclegan/grid.png
 
 bench: install
 	$(BIN)/python -m benchmarks
 
 lint: install
-	$(BIN)/ruff check ganapps tests data_recipes benchmarks
+	$(BIN)/ruff check ganapps tests data_recipes benchmarks setup.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -7,7 +7,7 @@ on the same data, data-pipeline throughput (with and without the volume cache) a
 Baselines: (a) a Gaussian in the PCA space of the training slices (all components, per-component variance),
 (b) training slices picked at random (the memorization ceiling). Reference row: (c) the held-out real slices
 themselves, which shows what the memorization audit says of new, real slices one millimetre away from training
-slices. Needs `python -m data_recipes.medical_mni152` once (offline afterwards).
+slices. Fetches the MNI152 data on first use (`python -m ganapps.recipes.medical_mni152` does it ahead of time).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def train_throughput(steps: int = 30) -> dict[str, float]:
         t0 = time.perf_counter()
         train(task)
         wall = time.perf_counter() - t0
-    print(f"training (preset mni: dcgan, 64 px, channels 12, batch {cfg.batch_size}, {torch.get_num_threads()} "
+    print(f"training (preset mni: dcgan, 64 px, width 12, batch {cfg.batch_size}, {torch.get_num_threads()} "
           f"CPU thread(s)): {steps / wall:.2f} steps/s, {steps * cfg.batch_size / wall:.0f} images/s "
           f"(incl. start-up, final checkpoint and evaluation)")
     return {"steps_per_s": steps / wall}
@@ -115,12 +115,7 @@ def main() -> None:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     from ganapps.medical.data import mni_paths
 
-    try:
-        mni_paths()
-    except Exception:
-        from data_recipes.medical_mni152 import build
-
-        build(quiet=True)
+    mni_paths()  # fetched on first use
     root = Path(__file__).resolve().parents[1]
     model = Path(os.environ.get("GANAPPS_MEDICAL_MODEL", root / "models" / "medical-default"))
     data_throughput()

@@ -214,7 +214,7 @@ QUALITY_RUNS = ("OpenSTL ConvLSTM (re-implemented), fp32", "ours, bf16 autocast"
 def _mnist_sets(seed: int):
     """Moving MNIST training sequences (digits 0-3999) and the 64 held-out test sequences (digits 4000-4999)
     as a (64, 20, 1, 64, 64) tensor in [0, 1]."""
-    from data_recipes import moving_mnist
+    from ganapps.recipes import moving_mnist
     from ganapps.video.data import MovingMNIST, load_mnist_digits
 
     digits = load_mnist_digits(moving_mnist.fetch_digits())
@@ -259,7 +259,7 @@ def quality(seconds: float) -> None:
     machine load hits both alike), each stopping after `seconds` of its own CPU time."""
     import multiprocessing as mp
 
-    from data_recipes import moving_mnist
+    from ganapps.recipes import moving_mnist
     from ganapps.video.pipeline import horizon_metrics
 
     moving_mnist.fetch_digits()  # fetch once before the workers start
@@ -280,9 +280,9 @@ def quality(seconds: float) -> None:
 
 def real_clips(adapt_steps: int) -> None:
     """Default model vs baselines on held-out rendered camera-motion clips at their own 128x128 size."""
-    from data_recipes import video_photos
+    from ganapps.engine.errors import InputError
+    from ganapps.recipes import video_photos
     from ganapps.video.pipeline import (
-        DEFAULT_MODEL,
         Predictor,
         copy_last,
         flow_extrapolate,
@@ -290,10 +290,11 @@ def real_clips(adapt_steps: int) -> None:
         read_clip,
     )
 
-    if not (DEFAULT_MODEL / "weights.safetensors").is_file():
-        print(f"\nreal clips: skipped, no default model in {DEFAULT_MODEL}")
+    try:
+        pred = Predictor.from_checkpoint()
+    except InputError as e:
+        print(f"\nreal clips: skipped ({e})")
         return
-    pred = Predictor.from_checkpoint(DEFAULT_MODEL)
     clips = video_photos.eval_clips()
     tc, k, first = pred.context, 5, 11 - pred.context  # context ends at frame 10, targets 11..15
     rows: dict[str, list[torch.Tensor]] = {"model": [], f"model --adapt {adapt_steps}": [], "copy-last": [],

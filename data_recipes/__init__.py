@@ -1,4 +1,4 @@
-"""One script per dataset: each builds or fetches its data, caches it, and verifies counts and checksums.
-
-Shared helpers live in `_fetch.py` (package-registry wheels, URLs with checksums, the cache folder).
+"""Checkout entry points for the data recipes: `python -m data_recipes.NAME` runs `ganapps.recipes.NAME`, where
+the code lives (one source of truth; an installed ganapps has only `python -m ganapps.recipes.NAME`). This folder
+is not shipped in the wheel.
 """

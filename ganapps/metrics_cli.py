@@ -5,6 +5,7 @@ calls ganapps.engine.metrics; no metric logic lives in this file. Bad input rais
 from __future__ import annotations
 
 import json
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,7 @@ from ganapps.engine.metrics import (
     ms_ssim_diversity,
     prdc,
     sliced_wasserstein_distance,
+    small_sample_note,
     source_statistics,
 )
 
@@ -125,9 +127,17 @@ def fid(
     """Frechet distance between Gaussians fitted to features of A and B (FID with Inception features).
     Folder statistics are cached in ~/.cache/ganapps/stats ($GANAPPS_CACHE_DIR)."""
     extractor = _extractor(features, pixel_size, inception_weights, no_verify, device)
-    stats = [source_statistics(s, extractor, batch_size, not quiet, use_cache=not no_cache) for s in (a, b)]
-    value = frechet_distance(*stats[0], *stats[1])
-    _emit({"metric": "fid", "fid": value, "features": extractor.name, "a": str(a), "b": str(b)}, json_out)
+    stats = [source_statistics(s, extractor, batch_size, not quiet, use_cache=not no_cache, with_count=True)
+             for s in (a, b)]
+    value = frechet_distance(*stats[0][:2], *stats[1][:2])
+    result = {"metric": "fid", "fid": value, "features": extractor.name, "a": str(a), "b": str(b),
+              "images_a": stats[0][2], "images_b": stats[1][2]}
+    note = small_sample_note(stats[0][2], stats[1][2], dims=len(stats[0][0]))
+    if note:
+        result["warning"] = note
+        if not json_out:
+            print(f"warning: {note}", file=sys.stderr)
+    _emit(result, json_out)
 
 
 @app.command()

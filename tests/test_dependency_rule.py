@@ -49,3 +49,15 @@ def test_task_packages_do_not_import_each_other_except_through_the_engine():
                 others = [t for t in TASKS if t != task and name.startswith(f"ganapps.{t}")]
                 # medical may reuse the CycleGAN task's nets and losses for modality translation
                 assert not others or (task == "medical" and others == ["cyclegan"]), f"{path} imports {name}"
+
+
+def test_recipes_import_the_engine_and_task_data_only_and_the_engine_no_recipe():
+    for path in (ROOT / "recipes").glob("*.py"):
+        for name in _imports(path):
+            assert not name.startswith(("typer", "ganapps.cli", "ganapps._cli", "ganapps._inference_cli")), \
+                f"{path} imports {name}"
+            assert not name.endswith((".task", ".trainer", ".pipeline")), f"{path} imports {name}"
+            tasks = [t for t in TASKS if name.startswith(f"ganapps.{t}")]
+            assert not tasks or name == f"ganapps.{tasks[0]}.data", f"{path} imports {name}"
+    for path in (ROOT / "engine").rglob("*.py"):
+        assert not any(n.startswith("ganapps.recipes") for n in _imports(path)), path

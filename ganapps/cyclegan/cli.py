@@ -11,50 +11,14 @@ from typing import Annotated, Optional
 import typer
 
 from .._cli import print_json, train_command
-from ..engine import checkpoint as ckpt
+from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, export_command, load, model_option
 from ..engine.errors import InputError
+from ..engine.images import IMAGE_SUFFIXES, has_suffix
 from .config import PRESETS, CycleGANConfig
-from .data import IMAGE_SUFFIXES
+from .pipeline import Translator
 
 app = typer.Typer(help="Unpaired image-to-image translation (CycleGAN): photo <-> painting, horse <-> zebra...",
                   no_args_is_help=True)
-
-HELP = {
-    "data": "dataset root with trainA/ trainB/ (testA/ testB/); empty: the built-in photo <-> painting set",
-    "data_a": "folder of domain A images (with --data-b, instead of --data)",
-    "data_b": "folder of domain B images",
-    "channels": "image channels: 3 (RGB; gray replicated, alpha composited on white) or 1 (luma)",
-    "load_size": "resize images to this size (reference --load_size)",
-    "crop_size": "then crop to this size (reference --crop_size)",
-    "preprocess": "reference --preprocess",
-    "use_flip": "random horizontal flips", "cache_images": "decode small sets once into memory",
-    "cache_max_images": "largest set (A + B files) kept in memory", "strict": "a corrupt image is an error",
-    "gen": "generator", "disc": "discriminator: basic (70x70 PatchGAN), n_layers, pixel",
-    "n_layers_d": "PatchGAN layers when --disc n_layers", "ngf": "generator width", "ndf": "discriminator width",
-    "norm": "normalisation", "use_dropout": "dropout in the generator", "init": "weight init",
-    "init_gain": "init scale",
-    "loss": "GAN loss: lsgan, vanilla, nonsaturating, wasserstein, hinge or relativistic",
-    "lambda_a": "cycle loss weight A -> B -> A", "lambda_b": "cycle loss weight B -> A -> B",
-    "lambda_identity": "identity loss weight as a fraction of lambda (0: off)",
-    "pool_size": "image history pool size (0: off)", "lr_g": "generator learning rate",
-    "lr_d": "discriminator learning rate (TTUR when different)", "beta1": "Adam beta1", "beta2": "Adam beta2",
-    "n_critic": "D updates per G update", "real_label": "one-sided label smoothing target (1: off)",
-    "gp_weight": "WGAN-GP weight (0: off)", "r1_gamma": "R1 weight (0: off)", "r1_interval": "lazy R1 interval",
-    "use_spectral_norm": "spectral norm on the discriminators", "instance_noise_std": "instance noise std (annealed)",
-    "diffaug_policy": "DiffAugment policy on D inputs, e.g. color,translation,cutout",
-    "use_ada": "adapt the augmentation probability (ADA)", "ada_target": "ADA target r_t",
-    "lecam_weight": "LeCam weight (0: off)", "use_minibatch_std": "minibatch std layer in the PatchGAN",
-    "use_batched_calls": "batch generator and discriminator calls that share weights (same maths)",
-    "use_channels_last": "channels-last memory format",
-    "preview_images": "images per domain in the preview grid", "eval_images": "test images for the final metrics",
-}
-
-DEFAULT_MODEL = ckpt.shipped_model("cyclegan-default")
-
-
-def default_model() -> Path:
-    """models/cyclegan-default, next to the package (source checkout or editable install)."""
-    return DEFAULT_MODEL
 
 
 def run_train(cfg: CycleGANConfig, *, json_out: bool) -> dict:
@@ -73,8 +37,7 @@ def run_train(cfg: CycleGANConfig, *, json_out: bool) -> dict:
 
 
 train_command(app, "train", CycleGANConfig, run_train,
-              help="Train a CycleGAN on two image domains (the reference's recipe by default).",
-              task_help=HELP, presets=PRESETS)
+              help="Train a CycleGAN on two image domains (the reference's recipe by default).", presets=PRESETS)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -83,12 +46,12 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            files += sorted(f for f in p.iterdir() if f.is_file() and has_suffix(f, IMAGE_SUFFIXES))
         elif p.is_file():
             files.append(p)
         elif any(ch in item for ch in "*?["):
             matched = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            matched = [m for m in matched if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+            matched = [m for m in matched if m.is_file() and has_suffix(m, IMAGE_SUFFIXES)]
             if not matched:
                 raise InputError(f"{item}: the pattern matches no image file")
             files += matched
@@ -104,25 +67,8 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return out
 
 
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="run folder, checkpoint folder or model folder; "  # noqa: UP045
-                                                  "default: models/cyclegan-default")]
+ModelOpt = model_option(Translator.default_model)
 DirectionOpt = Annotated[str, typer.Option("--direction", help="a2b or b2a")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
-
-
-def _translator(model: Path | None, device: str, tile_size: int, tile_overlap: int):
-    from .pipeline import Translator
-
-    path = model or default_model()
-    if model is None and not path.exists():
-        raise InputError(f"{path}: the default model is not installed; pass --model RUN|CKPT|MODEL")
-    dev = "cpu" if device == "auto" else device
-    if device == "auto":
-        import torch
-
-        dev = "cuda" if torch.cuda.is_available() else "cpu"
-    return Translator.from_checkpoint(path, device=dev, tile_size=tile_size, tile_overlap=tile_overlap)
 
 
 @app.command("translate")
@@ -136,7 +82,7 @@ def translate(
                                                  "one picture")] = None,
     tile_size: Annotated[int, typer.Option("--tile-size", help="translate larger images in tiles of this size")] = 1024,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="tile overlap in pixels")] = 128,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+    device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -145,8 +91,9 @@ def translate(
 
     from tqdm.auto import tqdm
 
+    from ..engine.images import array_to_tensor, tensor_to_pil
     from .data import read_image
-    from .pipeline import contact_sheet, to_pil, to_tensor
+    from .pipeline import contact_sheet
     from .pipeline import side_by_side as sbs
 
     if direction not in ("a2b", "b2a"):
@@ -157,16 +104,16 @@ def translate(
     if dupes:
         raise InputError(f"inputs share file names ({', '.join(dupes[:3])}): outputs would overwrite each other; "
                          f"translate them into separate --out folders")
-    translator = _translator(model, device, tile_size, tile_overlap)
+    translator = load(Translator, model, device, tile_size=tile_size, tile_overlap=tile_overlap)
     out.mkdir(parents=True, exist_ok=True)
     written, pairs = [], []
     for f in tqdm(files, disable=quiet, unit="img", file=sys.stderr):
-        arr = read_image(f, translator.channels)
-        y = to_pil(translator.translate_tensor(to_tensor(arr), direction)[0])
+        x = array_to_tensor(read_image(f, translator.channels))  # (C, H, W)
+        y = tensor_to_pil(translator.translate_tensor(x[None], direction)[0])
         if grid is not None:
-            pairs.append(sbs(to_pil(to_tensor(arr)[0]), y))
+            pairs.append(sbs(tensor_to_pil(x), y))
         if side_by_side:
-            y = sbs(to_pil(to_tensor(arr)[0]), y)
+            y = sbs(tensor_to_pil(x), y)
         dest = out / f.name
         if dest.suffix.lower() in (".jpg", ".jpeg") and y.mode not in ("RGB", "L"):
             y = y.convert("RGB")
@@ -197,7 +144,7 @@ def evaluate(
         "--inception-weights", help="pt_inception-2015-12-05 weights file: adds FID/KID")] = None,
     size: Annotated[int, typer.Option("--size", help="images are resized and centre-cropped to this size")] = 128,
     limit: Annotated[int, typer.Option("--limit", help="at most this many images per domain")] = 500,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+    device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -211,13 +158,13 @@ def evaluate(
         raise InputError("--data-a/--data-b: give both folders")
     if data_a is None:
         if data is None:
-            from data_recipes.cyclegan_builtin import build
+            from ..recipes.cyclegan_builtin import build
 
             data = build(quiet=quiet)
         data_a, data_b = data / "testA", data / "testB"
     if ground_truth is not None and direction == "both":
         direction = "a2b"
-    translator = _translator(model, device, 1024, 128)
+    translator = load(Translator, model, device)
     result = evaluate_folders(translator, data_a, data_b, direction=direction, size=size, limit=limit,
                               ground_truth=ground_truth, inception_weights=inception_weights, progress=not quiet)
     if json_out:
@@ -226,19 +173,4 @@ def evaluate(
         print(json.dumps(result, indent=1))
 
 
-@app.command("export")
-def export(
-    run: Annotated[Path, typer.Argument(help="run folder or checkpoint folder")],
-    out: Annotated[Path, typer.Option("--out", help="model folder to write (weights.safetensors + config.yaml)")],
-    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="store weights as float16 (loaded back as float32)")]
-    = True,
-    json_out: JsonOpt = False,
-) -> None:
-    """Write a small model folder holding only the generators, for `translate --model`."""
-    from .pipeline import export_model
-
-    result = export_model(run, out, fp16=fp16)
-    if json_out:
-        print_json(result)
-    else:
-        print(f"{result['weights']}  sha256 {result['sha256']}")
+export_command(app, Translator)

@@ -14,8 +14,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..engine.errors import InputError
+from ..engine.images import IMAGE_SUFFIXES, array_to_tensor, has_suffix
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
 
@@ -28,7 +28,7 @@ def list_images(folder: str | os.PathLike, role: str = "domain") -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: {role} folder not found (expected a folder of images)")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and has_suffix(p, IMAGE_SUFFIXES))
     if not files:
         raise InputError(f"{folder}: {role} folder holds no images (expected files ending in "
                          f"{', '.join(IMAGE_SUFFIXES)})")
@@ -131,8 +131,7 @@ def random_transform(arr: np.ndarray, preprocess: str, crop_size: int, use_flip:
         arr = arr[i:i + crop_size, j:j + crop_size]
     if use_flip and float(torch.rand(())) < 0.5:
         arr = arr[:, ::-1]
-    x = torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)  # (C, H, W) uint8
-    return x.float() / 127.5 - 1.0
+    return array_to_tensor(arr)  # (C, H, W)
 
 
 class ImageSet:
@@ -224,5 +223,4 @@ def center_crop_or_resize(arr: np.ndarray, size: int) -> torch.Tensor:
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
     arr = _resize(arr, nw, nh)
     i, j = (nh - size) // 2, (nw - size) // 2
-    arr = arr[i:i + size, j:j + size]
-    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / 127.5 - 1.0
+    return array_to_tensor(arr[i:i + size, j:j + size])

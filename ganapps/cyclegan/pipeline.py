@@ -1,6 +1,7 @@
-"""Inference for CycleGAN: `Translator` loads a run, checkpoint or model folder and translates tensors, arrays,
-PIL images, files and folders, either direction, any size (overlapping tiles beyond a size limit).
-Imports the engine's checkpoint/metrics code and this package's config, data and nets; never training code.
+"""Inference for CycleGAN: `Translator` (on the engine's `InferenceModel`: `from_checkpoint`, `export`) loads a
+run, checkpoint or model folder and translates tensors, arrays, PIL images, files and folders, either direction,
+any size (overlapping tiles beyond a size limit). Imports the engine and this package's config, data and nets;
+never training code.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ..engine import checkpoint as ckpt
 from ..engine.errors import InputError
+from ..engine.images import IMAGE_SUFFIXES, array_to_tensor, has_suffix, tensor_to_array, tensor_to_pil
+from ..engine.inference import InferenceModel
 from .config import CycleGANConfig
-from .data import IMAGE_SUFFIXES, list_images, read_image, to_array
+from .data import list_images, read_image, to_array
 from .nets import build_generator
 
-DIRECTIONS = ("a2b", "b2a")
+DIRECTIONS = {"a2b": "gen_ab", "b2a": "gen_ba"}  # direction -> the generator that runs it
 
 
 def _blend_ramp(length: int, overlap: int, left: bool, right: bool) -> torch.Tensor:
@@ -108,22 +110,7 @@ def _as_tensor(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, bool]:
     return x.float(), squeeze
 
 
-def to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """(H, W, C) uint8 -> (1, C, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [-1, 1] -> (H, W, C) uint8."""
-    return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-def to_pil(x: torch.Tensor) -> Image.Image:
-    arr = to_uint8(x)
-    return Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-
-
-class Translator:
+class Translator(InferenceModel):
     """Translate images A -> B (`direction="a2b"`) or B -> A with a trained CycleGAN's generators.
 
     Call it on: a tensor (C, H, W) or (B, C, H, W) in [-1, 1] -> a tensor of the same shape (CPU, float32);
@@ -132,51 +119,48 @@ class Translator:
     Sizes need not match the training crop: inputs are padded to the net's multiple and, beyond
     `tile_size` pixels, translated in overlapping tiles.
 
-    >>> t = Translator.from_checkpoint("models/cyclegan-default")  # doctest: +SKIP
+    >>> t = Translator.from_checkpoint()  # the shipped photo <-> painting model  # doctest: +SKIP
     >>> painted = t("photo.jpg")  # doctest: +SKIP
     """
 
-    def __init__(self, gen_ab: nn.Module, gen_ba: nn.Module, *, channels: int = 3, multiple: int = 4,
-                 tile_size: int = 1024, tile_overlap: int = 128, device: str | torch.device = "cpu",
-                 use_amp: bool = False):
-        self.device = torch.device(device)
-        self.nets = {"a2b": gen_ab.to(self.device).eval(), "b2a": gen_ba.to(self.device).eval()}
+    config_class = CycleGANConfig
+    default_model = "cyclegan-default"
+
+    def __init__(self, gen_ab: nn.Module, gen_ba: nn.Module, *, config: CycleGANConfig | None = None,
+                 channels: int = 3, multiple: int = 4, tile_size: int = 1024, tile_overlap: int = 128,
+                 device: str | torch.device = "cpu", use_amp: bool = False):
+        super().__init__({"gen_ab": gen_ab, "gen_ba": gen_ba}, config, device)
         self.channels, self.multiple = channels, multiple
         self.tile_size = max(multiple, tile_size // multiple * multiple)
         self.tile_overlap = tile_overlap // multiple * multiple
         self.use_amp = use_amp
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu", use_ema: bool = True,
-                        **kwargs: Any) -> Translator:
-        """From a run folder (its latest checkpoint), a checkpoint folder, or a model folder
-        (weights.safetensors + config.yaml). EMA generators are used when present and `use_ema`.
-        fp16-stored weights are loaded back to float32."""
-        folder, cfg, weights = ckpt.load_for_inference(path, CycleGANConfig)
-        nets = []
-        for name in ("gen_ab", "gen_ba"):
-            sd = ckpt.pick_weights(weights, name, use_ema=use_ema, where=folder / ckpt.WEIGHTS)
-            net = build_generator(cfg.gen, cfg.channels, cfg.channels, cfg.ngf, cfg.norm, cfg.use_dropout)
-            try:
-                net.load_state_dict(sd)
-            except RuntimeError as e:
-                raise InputError(f"{folder / ckpt.WEIGHTS}: weights do not fit the {cfg.gen} generator in "
-                                 f"{folder / ckpt.CONFIG} ({str(e).splitlines()[0][:100]})") from None
-            nets.append(net)
-        translator = cls(*nets, channels=cfg.channels, multiple=nets[0].size_multiple, device=device, **kwargs)
-        translator.config = cfg
-        return translator
+    def build_nets(cls, config: CycleGANConfig) -> dict[str, nn.Module]:
+        c = config
+        return {name: build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout)
+                for name in DIRECTIONS.values()}
+
+    @classmethod
+    def from_nets(cls, nets: dict[str, nn.Module], config: CycleGANConfig, device: torch.device,
+                  **options: Any) -> Translator:
+        return cls(nets["gen_ab"], nets["gen_ba"], config=config, channels=config.channels,
+                   multiple=nets["gen_ab"].size_multiple, device=device, **options)
 
     def translate_tensor(self, x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         """(B, C, H, W) float32 in [-1, 1] -> (B, C, H, W) float32 in [-1, 1] on the CPU."""
         if direction not in DIRECTIONS:
             raise InputError(f"direction={direction!r}: expected a2b or b2a")
-        net = self.nets[direction]
+        net = self.nets[DIRECTIONS[direction]]
         ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
         with torch.no_grad(), ctx:
             outs = [run_tiled(net, xi[None].to(self.device), multiple=self.multiple, tile_size=self.tile_size,
                               tile_overlap=self.tile_overlap) for xi in x]
         return torch.cat(outs).float().cpu().clamp(-1, 1)
+
+    def _translate_array(self, arr: np.ndarray, direction: str) -> torch.Tensor:
+        """(H, W, C) uint8 -> (C, H, W) in [-1, 1]."""
+        return self.translate_tensor(array_to_tensor(arr)[None], direction)[0]
 
     def __call__(self, x: Any, direction: str = "a2b") -> Any:
         if isinstance(x, list | tuple):
@@ -186,22 +170,22 @@ class Translator:
             y = self.translate_tensor(t, direction)
             return y[0] if squeeze else y
         if isinstance(x, Image.Image):
-            return to_pil(self.translate_tensor(to_tensor(to_array(x, self.channels, "PIL image")), direction)[0])
+            return tensor_to_pil(self._translate_array(to_array(x, self.channels, "PIL image"), direction))
         if isinstance(x, np.ndarray):
             if x.dtype != np.uint8 or x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] not in (1, 3, 4)):
                 raise InputError(f"array of dtype {x.dtype} and shape {x.shape}: expected uint8 (H, W) or "
                                  f"(H, W, C) with C in 1, 3, 4 (use a float tensor (C, H, W) in [-1, 1] otherwise)")
             im = Image.fromarray(x[:, :, 0] if x.ndim == 3 and x.shape[2] == 1 else x)
-            return to_uint8(self.translate_tensor(to_tensor(to_array(im, self.channels, "array")), direction)[0])
+            return tensor_to_array(self._translate_array(to_array(im, self.channels, "array"), direction))
         if isinstance(x, str | os.PathLike):
             p = Path(x)
             if p.is_dir():
                 return {f: self(f, direction) for f in list_images(p, "input")}
             if not p.is_file():
                 raise InputError(f"{p}: no such file or folder")
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
+            if not has_suffix(p, IMAGE_SUFFIXES):
                 raise InputError(f"{p}: not an image file (expected {', '.join(IMAGE_SUFFIXES)})")
-            return to_pil(self.translate_tensor(to_tensor(read_image(p, self.channels)), direction)[0])
+            return tensor_to_pil(self._translate_array(read_image(p, self.channels), direction))
         raise InputError(f"cannot translate a {type(x).__name__}: expected a tensor, array, PIL image, path or list")
 
 
@@ -319,28 +303,3 @@ def evaluate_folders(translator: Translator, folder_a: str | os.PathLike, folder
             n = min(len(f_t), len(f_x), 1000)
             result[f"{d}/kid_x1e3"] = 1e3 * kid_from_features(f_t, f_x, subset_size=n).mean
     return result
-
-
-def export_model(run: str | os.PathLike, dest: str | os.PathLike, *, fp16: bool = True) -> dict[str, str]:
-    """Write a shipped model folder from a run/checkpoint: weights.safetensors holding only the generators
-    (EMA copies when present, stored as gen_ab/gen_ba; float16 when `fp16`, loaded back as float32) and
-    config.yaml. Returns {"weights": path, "sha256": hex digest}."""
-    import shutil
-
-    from safetensors.torch import save_file
-
-    folder = ckpt.resolve(run)
-    weights = ckpt.load_weights(folder)
-    keep = {}
-    for name in ("gen_ab", "gen_ba"):
-        sd = weights.get(f"{name}_ema", weights.get(name))
-        if sd is None:
-            raise InputError(f"{folder}: no {name} weights (is this a CycleGAN run?)")
-        keep[name] = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in sd.items()}
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    out = dest / ckpt.WEIGHTS
-    save_file(ckpt.flatten_weights(keep), str(out), metadata={"format": "ganapps", "dtype": "float16" if fp16
-                                                               else "float32"})
-    shutil.copyfile(folder / ckpt.CONFIG, dest / ckpt.CONFIG)
-    return {"weights": str(out), "sha256": ckpt.file_digest(out)}

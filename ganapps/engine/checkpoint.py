@@ -238,13 +238,28 @@ def pick_weights(weights: dict[str, dict[str, torch.Tensor]], name: str, *, use_
     return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
 
 
-def shipped_model(name: str) -> Path:
-    """Folder of a shipped default model `name` (e.g. "video-default"): $GANAPPS_MODELS_DIR/name, else
-    models/name beside the package (a checkout or an editable install), else <prefix>/share/ganapps/models/name
-    (where a wheel install puts them). The first that exists; else the checkout path, for the error message."""
-    import sys
+def model_dirs() -> list[Path]:
+    """Where shipped default models are looked for, in order: $GANAPPS_MODELS_DIR, the checkout's models/ (a
+    source tree or an editable install: the folder beside the package, next to pyproject.toml), and the
+    installed package's own ganapps/models/ (a wheel carries a copy of models/; see setup.py)."""
+    import importlib.resources
 
-    here = Path(__file__).resolve().parents[2] / "models" / name
-    candidates = [Path(os.environ["GANAPPS_MODELS_DIR"]) / name] if os.environ.get("GANAPPS_MODELS_DIR") else []
-    candidates += [here, Path(sys.prefix) / "share" / "ganapps" / "models" / name]
-    return next((c for c in candidates if (c / WEIGHTS).is_file()), here)
+    dirs = [Path(os.environ["GANAPPS_MODELS_DIR"]).expanduser()] if os.environ.get("GANAPPS_MODELS_DIR") else []
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():
+        dirs.append(checkout / "models")
+    package = importlib.resources.files("ganapps") / "models"
+    if isinstance(package, Path):  # an unpacked install (pip always unpacks wheels)
+        dirs.append(package)
+    return dirs
+
+
+def shipped_model(name: str) -> Path:
+    """Folder of the shipped default model `name` (e.g. "video-default"): the first of `model_dirs()` that
+    holds name/weights.safetensors; an InputError listing the places searched when none does."""
+    dirs = model_dirs()
+    for d in dirs:
+        if (d / name / WEIGHTS).is_file():
+            return d / name
+    raise InputError(f"shipped model {name!r} not found (looked in {', '.join(str(d) for d in dirs) or 'nowhere'}); "
+                     f"pass a run, checkpoint or model folder, or set GANAPPS_MODELS_DIR")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,30 +22,15 @@ from .config import MedicalConfig, parse_window
 from .io import Volume, read_volumes
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
-MNI_FILES = {
-    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
-    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
-    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
-}
 
 
 # --------------------------------------------------------------------------------------------- default data
-def data_dir() -> Path:
-    """Where data recipes put datasets: $GANAPPS_DATA_DIR, else $XDG_CACHE_HOME/ganapps/data, else
-    ~/.cache/ganapps/data (the same rule as data_recipes/_fetch.py)."""
-    if os.environ.get("GANAPPS_DATA_DIR"):
-        return Path(os.environ["GANAPPS_DATA_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ganapps" / "data"
-
-
 def mni_paths() -> dict[str, Path]:
-    """The MNI152 2009a T1/GM/WM volumes built by `python -m data_recipes.medical_mni152`."""
-    paths = {k: data_dir() / "mni152" / v for k, v in MNI_FILES.items()}
-    missing = [p for p in paths.values() if not p.is_file()]
-    if missing:
-        raise InputError(f"{missing[0]}: built-in data not found; run `python -m data_recipes.medical_mni152` "
-                         f"once (offline afterwards) or pass --data")
-    return paths
+    """{"t1", "gm", "wm"} -> the MNI152 2009a volumes of the `ganapps.recipes.medical_mni152` recipe, fetched
+    (with a one-line note and the sha256 check) on first use."""
+    from ..recipes import medical_mni152
+
+    return medical_mni152.paths()
 
 
 # ---------------------------------------------------------------------------------------------- transforms

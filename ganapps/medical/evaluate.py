@@ -103,10 +103,10 @@ def reference_sets(synth: Synthesizer, data: list[str] | None) -> tuple[SliceDat
     return SliceDataset(other, "all"), train
 
 
-def evaluate_model(model: str | os.PathLike, data: list[str] | None = None, n: int = 512, seed: int = 0,
-                   device: str = "cpu", progress: bool = True) -> dict:
-    """Sample `n` slices from `model` and score them (see `quality`). Label models are fed the reference
-    slices' label maps when the reference set has them."""
+def evaluate_model(model: str | os.PathLike | None = None, data: list[str] | None = None, n: int = 512,
+                   seed: int = 0, device: str = "auto", progress: bool = True) -> dict:
+    """Sample `n` slices from `model` (None: the shipped default) and score them (see `quality`). Label models
+    are fed the reference slices' label maps when the reference set has them."""
     synth = Synthesizer.from_checkpoint(model, device=device)
     real_set, train_set = reference_sets(synth, data)
     real, train = real_set.images(), train_set.images()
@@ -121,7 +121,7 @@ def evaluate_model(model: str | os.PathLike, data: list[str] | None = None, n: i
     if len(real) < 2 or len(train) < 2:
         raise InputError(f"{len(real)} reference and {len(train)} training slices; expected at least 2 each")
     report = quality(fake, real, train, seed=seed)
-    return {**report, "n_fake": len(fake), "n_real": len(real), "n_train": len(train), "model": str(model)}
+    return {**report, "n_fake": len(fake), "n_real": len(real), "n_train": len(train), "model": str(synth.source)}
 
 
 def format_report(r: dict) -> str:

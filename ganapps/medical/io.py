@@ -1,5 +1,5 @@
-"""Reading and writing medical volumes: NIfTI (3D/4D, nibabel), DICOM series (pydicom) and PNG/TIFF slice
-folders, all returned in RAS orientation with their affine. No torch, no training code here.
+"""Reading and writing medical volumes: NIfTI (3D/4D, nibabel), DICOM series (pydicom) and folders of slice
+images, all returned in RAS orientation with their affine. File suffixes are engine.images'; no training code.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import nibabel as nib
 import numpy as np
 
 from ..engine.errors import InputError
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-SLICE_SUFFIXES = (".png", ".tif", ".tiff")
+from ..engine.images import IMAGE_SUFFIXES, VOLUME_SUFFIXES, has_suffix
 
 
 @dataclasses.dataclass
@@ -33,7 +31,7 @@ class Volume:
 
 
 def is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(NIFTI_SUFFIXES)
+    return has_suffix(path.name, VOLUME_SUFFIXES)
 
 
 def to_ras(data: np.ndarray, affine: np.ndarray, source: str) -> Volume:
@@ -166,11 +164,11 @@ def read_volumes(path: str | os.PathLike) -> list[Volume]:
     if p.is_file():
         if is_nifti(p):
             return read_nifti(p)
-        if p.suffix.lower() in SLICE_SUFFIXES:
+        if has_suffix(p, IMAGE_SUFFIXES):
             raise InputError(f"{p}: a single 2D image; expected a 3D volume (NIfTI, a DICOM series folder or a "
                              f"folder of PNG/TIFF slices)")
         raise InputError(f"{p}: unknown volume format; expected .nii, .nii.gz, a DICOM folder or a slice folder")
-    images = sorted(f for f in p.iterdir() if f.suffix.lower() in SLICE_SUFFIXES)
+    images = sorted(f for f in p.iterdir() if has_suffix(f, IMAGE_SUFFIXES))
     if images:
         return [read_slice_folder(p, images)]
     niftis = sorted(f for f in p.iterdir() if is_nifti(f))

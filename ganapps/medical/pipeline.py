@@ -1,7 +1,8 @@
-"""`Synthesizer`: inference only. Loads a trained slice generator and writes synthetic slices as a NIfTI stack
-(training spacing, valid RAS affine) or PNG files. Never imports training code (task, trainer).
+"""`Synthesizer` (on the engine's `InferenceModel`: `from_checkpoint`, `export`): inference only. Loads a trained
+slice generator and writes synthetic slices as a NIfTI stack (training spacing, valid RAS affine) or PNG files.
+Never imports training code (task, trainer).
 
-    >>> synth = Synthesizer.from_checkpoint("models/medical-default")
+    >>> synth = Synthesizer.from_checkpoint()            # the shipped medical-default model
     >>> images = synth(16, seed=0)                      # (16, 1, 64, 64) float32 in [-1, 1]
     >>> synth.save(images, "synth.nii.gz")
 """
@@ -14,37 +15,39 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engine import checkpoint as ckpt
 from ..engine.errors import InputError
+from ..engine.images import float_to_uint8
+from ..engine.inference import InferenceModel
 from .config import MedicalConfig
 from .data import AXES, one_hot, slices_to_volume, to_square_size, volume_slices
 from .io import is_nifti, read_volumes, write_nifti
 from .nets import build_generator, position_features
 
 
-class Synthesizer:
+class Synthesizer(InferenceModel):
     """A slice generator with its training options. `__call__(n, seed)` samples n slices (position models
     walk evenly through the training slice positions, so a stack looks like a volume); `from_labels(maps)`
     synthesizes one image per label map (label models)."""
 
+    config_class = MedicalConfig
+    default_model = "medical-default"
+
     def __init__(self, gen: torch.nn.Module, config: MedicalConfig, device: str | torch.device = "cpu"):
-        self.config = config
-        self.device = torch.device(device)
-        self.gen = gen.to(self.device).eval()
+        super().__init__({"gen": gen}, config, device)
         self.size = config.size
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> Synthesizer:
-        """A run folder, checkpoint folder, model folder (config.yaml + weights.safetensors) or weights file."""
-        folder, cfg, weights = ckpt.load_for_inference(path, MedicalConfig)
-        state = ckpt.pick_weights(weights, "gen", where=folder / ckpt.WEIGHTS)
-        gen = build_generator(cfg.model, cfg.condition, cfg.z_dim, cfg.size, cfg.channels, cfg.num_classes)
-        try:
-            gen.load_state_dict(state)
-        except RuntimeError as e:
-            raise InputError(f"{folder / ckpt.WEIGHTS}: weights do not fit the generator in config.yaml "
-                             f"({str(e).splitlines()[0][:100]})") from None
-        return cls(gen, cfg, device)
+    def build_nets(cls, config: MedicalConfig) -> dict[str, torch.nn.Module]:
+        c = config
+        return {"gen": build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes)}
+
+    @classmethod
+    def from_nets(cls, nets: dict[str, torch.nn.Module], config: MedicalConfig, device: torch.device) -> Synthesizer:
+        return cls(nets["gen"], config, device)
+
+    @property
+    def gen(self) -> torch.nn.Module:
+        return self.nets["gen"]
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
@@ -136,24 +139,7 @@ def save_pngs(images: torch.Tensor, folder: str | os.PathLike) -> Path:
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: exists and is not a folder; expected .nii/.nii.gz or a folder for PNGs")
     folder.mkdir(parents=True, exist_ok=True)
-    arr = ((images.detach().float().cpu().clamp(-1, 1)[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
+    arr = float_to_uint8(images[:, 0]).numpy()  # (N, H, W)
     for i, a in enumerate(arr):
         Image.fromarray(a, mode="L").save(folder / f"slice_{i:04d}.png")
     return folder
-
-
-def export_model(run: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Copy what inference needs from a run or checkpoint into a model folder: config.yaml and a
-    weights.safetensors holding only the generator (the EMA copy, as `gen_ema`, when there is one)."""
-    import shutil
-
-    from safetensors.torch import save_file
-
-    folder = ckpt.resolve(run)
-    weights = ckpt.load_weights(folder)
-    name = "gen_ema" if "gen_ema" in weights else "gen"
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    save_file(ckpt.flatten_weights({name: weights[name]}), str(dest / ckpt.WEIGHTS))
-    shutil.copyfile(folder / ckpt.CONFIG, dest / ckpt.CONFIG)
-    return dest

@@ -19,10 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..engine.errors import InputError
-
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".gif", ".webm", ".m4v")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
+from ..engine.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, array_to_tensor, has_suffix, tensor_to_array
 
 # --------------------------------------------------------------------------- decoding
 
@@ -34,11 +31,11 @@ def _natural_key(p: Path) -> list:
 
 
 def is_frame_folder(path: Path) -> bool:
-    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir())
+    return path.is_dir() and any(has_suffix(p, IMAGE_SUFFIXES) for p in path.iterdir())
 
 
 def frame_files(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=_natural_key)
+    return sorted((p for p in folder.iterdir() if has_suffix(p, IMAGE_SUFFIXES)), key=_natural_key)
 
 
 def _iter_raw(path: Path) -> Iterator[np.ndarray]:
@@ -93,25 +90,22 @@ def iter_frames(path: str | os.PathLike, start: int = 0, size: int | None = None
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such video file or frame folder")
-    if path.is_file() and path.suffix.lower() not in VIDEO_EXTS:
-        raise InputError(f"{path}: unsupported extension {path.suffix!r}; expected {', '.join(VIDEO_EXTS)} "
+    if path.is_file() and not has_suffix(path, VIDEO_SUFFIXES):
+        raise InputError(f"{path}: unsupported extension {path.suffix!r}; expected {', '.join(VIDEO_SUFFIXES)} "
                          f"or a folder of frames")
     if path.is_dir() and not is_frame_folder(path):
-        raise InputError(f"{path}: folder holds no frames ({', '.join(IMAGE_EXTS)})")
+        raise InputError(f"{path}: folder holds no frames ({', '.join(IMAGE_SUFFIXES)})")
     for i, img in enumerate(_iter_raw(path)):
         if i >= start:
             yield transform_frame(img, size, gray, crop)
 
 
 def to_tensor(frames: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
-    """(T, H, W, C) uint8 -> (T, C, H, W) float32 in [-1, 1]."""
-    arr = np.stack(list(frames)) if not isinstance(frames, np.ndarray) else frames
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    """(T, H, W, C) uint8, as one array or a sequence of (H, W, C) frames -> (T, C, H, W) float32 in [-1, 1]."""
+    return array_to_tensor(frames if isinstance(frames, np.ndarray) else np.stack(list(frames)))
 
 
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """(T, C, H, W) in [-1, 1] -> (T, H, W, C) uint8."""
-    return ((frames.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+to_uint8 = tensor_to_array  # (T, C, H, W) in [-1, 1] -> (T, H, W, C) uint8
 
 
 def read_frames(path: str | os.PathLike, start: int = 0, count: int | None = None, size: int | None = None,
@@ -160,12 +154,12 @@ def list_videos(paths: Sequence[str | os.PathLike]) -> list[Path]:
             found.append(p)
             continue
         for q in sorted(p.rglob("*"), key=lambda q: str(q)):
-            if q.is_file() and q.suffix.lower() in VIDEO_EXTS:
+            if q.is_file() and has_suffix(q, VIDEO_SUFFIXES):
                 found.append(q)
             elif q.is_dir() and is_frame_folder(q):
                 found.append(q)
     if not found:
-        raise InputError(f"{', '.join(map(str, paths))}: no videos ({', '.join(VIDEO_EXTS)}) or frame folders found")
+        raise InputError(f"{', '.join(map(str, paths))}: no videos ({', '.join(VIDEO_SUFFIXES)}) or frame folders found")
     return found
 
 

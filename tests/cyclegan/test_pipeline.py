@@ -14,7 +14,7 @@ from torch import nn
 
 from ganapps.cli import main
 from ganapps.cyclegan.config import CycleGANConfig
-from ganapps.cyclegan.pipeline import Translator, export_model, run_tiled
+from ganapps.cyclegan.pipeline import Translator, run_tiled
 from ganapps.cyclegan.task import CycleGANTask
 from ganapps.engine.errors import InputError
 from ganapps.engine.trainer import train
@@ -113,7 +113,7 @@ def test_tiling_a_constant_image_shows_no_seams():
 
 
 def test_export_stores_only_generators_in_fp16_and_loads_back_fp32(run_dir, tmp_path):
-    res = export_model(run_dir, tmp_path / "model")
+    res = Translator.from_checkpoint(run_dir).export(tmp_path / "model")
     from safetensors.torch import load_file
 
     stored = load_file(res["weights"])
@@ -121,7 +121,7 @@ def test_export_stores_only_generators_in_fp16_and_loads_back_fp32(run_dir, tmp_
     assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
     t16, t32 = Translator.from_checkpoint(tmp_path / "model"), Translator.from_checkpoint(run_dir)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    assert next(t16.nets["a2b"].parameters()).dtype == torch.float32
+    assert next(t16.nets["gen_ab"].parameters()).dtype == torch.float32
     assert torch.allclose(t16(x), t32(x), atol=2e-2)
 
 
@@ -182,12 +182,13 @@ def test_the_shipped_default_model_matches_its_card_and_translates():
 
     import yaml
 
-    from ganapps.cyclegan.cli import default_model
+    from ganapps.engine.checkpoint import shipped_model
 
-    folder = default_model()
+    folder = shipped_model(Translator.default_model)
     card = yaml.safe_load((folder / "card.yaml").read_text())
     assert hashlib.sha256((folder / "weights.safetensors").read_bytes()).hexdigest() == card["weights"]["sha256"]
-    t = Translator.from_checkpoint(folder)
+    t = Translator.from_checkpoint()
+    assert t.source == folder
     x = torch.rand(1, 3, 30, 42) * 2 - 1
     y = t(x)
     assert y.shape == x.shape and torch.isfinite(y).all() and not torch.allclose(y, x, atol=1e-2)

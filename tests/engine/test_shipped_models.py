@@ -1,8 +1,15 @@
-"""Where shipped default models are found: env override, the checkout, then a wheel install's share/ folder."""
+"""Where shipped default models are found: $GANAPPS_MODELS_DIR, the checkout's models/, then the installed
+package's ganapps/models/ (read with importlib.resources); a missing one is a one-line InputError."""
 
-import sys
+import importlib.resources
+from pathlib import Path
+
+import pytest
 
 from ganapps.engine import checkpoint as ckpt
+from ganapps.engine.errors import InputError
+
+SHIPPED = ("cyclegan-default", "video-default", "video-mnist", "medical-default")
 
 
 def _model(folder):
@@ -11,19 +18,30 @@ def _model(folder):
     return folder
 
 
-def test_checkout_models_are_found_by_default(monkeypatch):
+@pytest.mark.parametrize("name", SHIPPED)
+def test_checkout_models_are_found_by_default(monkeypatch, name):
     monkeypatch.delenv("GANAPPS_MODELS_DIR", raising=False)
-    found = ckpt.shipped_model("video-default")
-    assert found.parts[-2:] == ("models", "video-default") and (found / ckpt.WEIGHTS).is_file()
+    found = ckpt.shipped_model(name)
+    assert found.parts[-2:] == ("models", name) and (found / ckpt.WEIGHTS).is_file()
+    assert found.parent == Path(ckpt.__file__).resolve().parents[2] / "models"
 
 
-def test_env_override_wins_and_wheel_prefix_is_the_fallback(tmp_path, monkeypatch):
-    env = _model(tmp_path / "env" / "some-model")
+def test_env_override_wins_then_checkout_then_package_resource(tmp_path, monkeypatch):
+    env = _model(tmp_path / "env" / "video-default")
     monkeypatch.setenv("GANAPPS_MODELS_DIR", str(tmp_path / "env"))
-    assert ckpt.shipped_model("some-model") == env
+    assert ckpt.shipped_model("video-default") == env  # before the checkout's copy
     monkeypatch.delenv("GANAPPS_MODELS_DIR")
-    wheel = _model(tmp_path / "prefix" / "share" / "ganapps" / "models" / "some-model")
-    monkeypatch.setattr(sys, "prefix", str(tmp_path / "prefix"))
+    package = tmp_path / "site" / "ganapps"
+    wheel = _model(package / "models" / "some-model")
+    monkeypatch.setattr(importlib.resources, "files", lambda name: package if name == "ganapps" else None)
+    assert ckpt.model_dirs()[-1] == package / "models"
     assert ckpt.shipped_model("some-model") == wheel
-    missing = ckpt.shipped_model("no-such-model")
-    assert missing.parts[-2:] == ("models", "no-such-model") and not missing.exists()
+    assert ckpt.shipped_model("video-default").parent.parent.name != "site"  # the checkout still comes first
+
+
+def test_a_missing_model_is_one_line_naming_where_it_looked(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANAPPS_MODELS_DIR", str(tmp_path / "env"))
+    with pytest.raises(InputError) as e:
+        ckpt.shipped_model("no-such-model")
+    msg = str(e.value)
+    assert "no-such-model" in msg and str(tmp_path / "env") in msg and "\n" not in msg

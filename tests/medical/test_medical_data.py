@@ -274,7 +274,7 @@ def test_config_pairs_and_options_are_checked():
 def test_public_recipe_through_file_url(tmp_path):
     import tarfile
 
-    from data_recipes.medical_public import build
+    from ganapps.recipes.medical_public import build
 
     src = tmp_path / "src" / "Task01_BrainTumour"
     for sub, n in (("imagesTr", 2), ("labelsTr", 2), ("imagesTs", 1)):

@@ -17,8 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganapps.cli import main as cli_main
-from ganapps.engine import checkpoint as ckpt
-from ganapps.engine.config import to_yaml
 from ganapps.engine.errors import InputError
 from ganapps.video.config import PRESETS, VideoConfig
 from ganapps.video.data import (
@@ -72,11 +70,7 @@ def tiny_model(folder: Path, **kw) -> Path:
 
     net = build_predictor(cfg.predictor, channels=cfg.channels, context=cfg.context_frames, future=cfg.future_frames,
                           hidden=cfg.hidden, layers=cfg.layers, kernel=cfg.kernel, patch=cfg.patch, head=cfg.head)
-    folder.mkdir(parents=True, exist_ok=True)
-    from safetensors.torch import save_file
-
-    save_file(ckpt.flatten_weights({"gen": net.state_dict()}), str(folder / ckpt.WEIGHTS))
-    (folder / ckpt.CONFIG).write_text(to_yaml(cfg))
+    Predictor(net, cfg).export(folder, fp16=False)
     return folder
 
 
@@ -232,8 +226,8 @@ def test_moving_mnist_digits_bounce_inside_the_frame():
 
 
 def test_test_sequences_recipe_fetches_by_url_and_checks_the_shape(tmp_path):
-    from data_recipes import moving_mnist
     from ganapps.engine.checkpoint import file_digest
+    from ganapps.recipes import moving_mnist
 
     src = tmp_path / "src.npy"
     np.save(src, np.random.default_rng(0).integers(0, 255, (20, 3, 64, 64), dtype=np.uint8))
@@ -419,12 +413,11 @@ def test_flow_prior_head_starts_as_flow_extrapolation_of_a_pan():
 
 @pytest.mark.slow
 def test_shipped_default_model_beats_copy_last_on_a_pan_of_a_texture(tmp_path):
-    from ganapps.video.pipeline import DEFAULT_MODEL
 
     rng = np.random.default_rng(1)
     texture = cv2.resize(cv2.GaussianBlur(rng.integers(0, 255, (64, 160, 3), dtype=np.uint8), (5, 5), 2), (320, 128))
     frames = np.stack([texture[:, 100 - 3 * t:228 - 3 * t] for t in range(10)])  # (10, 128, 128, 3), 3 px/frame
-    pred = Predictor.from_checkpoint(DEFAULT_MODEL)
+    pred = Predictor.from_checkpoint()
     out = pred(frames[:6], 4)
     truth = to_tensor(frames[6:])
     model = horizon_metrics(out.unsqueeze(0)[..., 8:-8, 8:-8], truth.unsqueeze(0)[..., 8:-8, 8:-8])["psnr_mean"]

@@ -7,7 +7,6 @@ from ganapps.engine.metrics.features import (
     Extractor,
     PixelExtractor,
     as_images,
-    default_cache_dir,
     extract_features,
     feature_statistics,
     iter_image_batches,
@@ -17,7 +16,7 @@ from ganapps.engine.metrics.features import (
     source_statistics,
     statistics_cache_key,
 )
-from ganapps.engine.metrics.frechet import fid_from_features, frechet_distance
+from ganapps.engine.metrics.frechet import fid_from_features, frechet_distance, small_sample_note
 from ganapps.engine.metrics.image_quality import MS_SSIM_WEIGHTS, ms_ssim, ms_ssim_diversity, psnr, ssim
 from ganapps.engine.metrics.inception import (
     FID_WEIGHTS_FILENAME,
@@ -47,13 +46,13 @@ __all__ = [
     "Memorization",
     "PixelExtractor",
     "as_images",
-    "default_cache_dir",
     "extract_features",
     "feature_statistics",
     "fid_from_features",
     "fid_inception_from_state_dict",
     "find_inception_weights",
     "frechet_distance",
+    "small_sample_note",
     "inception_score",
     "iter_image_batches",
     "kid_from_features",

