@@ -26,6 +26,7 @@ from .engine.config import (
     resolve,
 )
 from .engine.errors import InputError
+from .engine.spec import TaskSpec
 
 
 def _option_type(hint: Any) -> tuple[Any, str]:
@@ -142,6 +143,37 @@ def train_command(app: typer.Typer, name: str, cls: type[TrainConfig], run: Call
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = help
     app.command(name, help=help)(command)
+
+
+def run_train(spec: TaskSpec, cfg: TrainConfig, *, json_out: bool) -> dict[str, Any]:
+    """`ganapps TASK train`: train `spec`'s task on `cfg`, print its one-line summary (unless --json) and return
+    the figures for --json. Exit 130 after an interrupt (the trainer saved a checkpoint first)."""
+    from .engine.trainer import train
+
+    result = train(spec.build_task(cfg))
+    ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
+    if not json_out and is_main_process():
+        summary = spec.summary(ev) if ev and spec.summary else ""
+        print(f"{summary}  run {result.run_dir}".strip())
+    if result.interrupted:
+        raise typer.Exit(130)
+    return {**ev, "run": str(result.run_dir), "steps": result.step, "samples": str(result.run_dir / "samples"),
+            "verdicts": sorted({v.kind for v in result.verdicts})}
+
+
+def task_app(spec: TaskSpec) -> typer.Typer:
+    """The `ganapps TASK` group: the task's own commands (spec.cli), `train` from its config, and `export` when it
+    has an inference class."""
+    from functools import partial
+
+    from ._inference_cli import export_command
+    from .engine.spec import load_ref
+
+    app = load_ref(spec.cli) if spec.cli else typer.Typer(no_args_is_help=True)
+    train_command(app, "train", spec.config, partial(run_train, spec), help=spec.train_help, presets=spec.presets)
+    if spec.inference is not None:
+        export_command(app, spec.inference)
+    return app
 
 
 def _clean(v: Any) -> Any:

@@ -1,5 +1,5 @@
-"""`ganapps cyclegan train | translate | evaluate`: options resolved here, the work done by one call each
-(engine trainer, `Translator`, metrics)."""
+"""`ganapps cyclegan translate | evaluate` (train and export come from the task registry): options resolved
+here, the work done by one call each (`Translator`, metrics)."""
 
 from __future__ import annotations
 
@@ -10,34 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from .._cli import print_json, train_command
-from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, export_command, load, model_option
+from .._cli import print_json
+from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, load, model_option
 from ..engine.errors import InputError
 from ..engine.images import IMAGE_SUFFIXES, has_suffix
-from .config import PRESETS, CycleGANConfig
 from .pipeline import Translator
 
-app = typer.Typer(help="Unpaired image-to-image translation (CycleGAN): photo <-> painting, horse <-> zebra...",
-                  no_args_is_help=True)
-
-
-def run_train(cfg: CycleGANConfig, *, json_out: bool) -> dict:
-    from ..engine.trainer import train
-    from .task import CycleGANTask
-
-    result = train(CycleGANTask(cfg))
-    ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
-    if not json_out:
-        figures = "  ".join(f"{k} {v:.1f}" for k, v in ev.items() if k.endswith(("/swd", "/swd_identity")))
-        print(f"{figures}  run {result.run_dir}".strip())
-    if result.interrupted:
-        raise typer.Exit(130)
-    return {**ev, "run": str(result.run_dir), "steps": result.step,
-            "samples": str(result.run_dir / "samples"), "verdicts": sorted({v.kind for v in result.verdicts})}
-
-
-train_command(app, "train", CycleGANConfig, run_train,
-              help="Train a CycleGAN on two image domains (the reference's recipe by default).", presets=PRESETS)
+app = typer.Typer(no_args_is_help=True)  # mounted as `ganapps cyclegan` with train and export (ganapps.cli)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -172,5 +151,3 @@ def evaluate(
     else:
         print(json.dumps(result, indent=1))
 
-
-export_command(app, Translator)

@@ -1,4 +1,5 @@
-"""`ganapps medical train | sample | evaluate`: options resolved here, the work done by one function each."""
+"""`ganapps medical sample | evaluate | translation-data` (train and export come from the task registry):
+options resolved here, the work done by one function each."""
 
 from __future__ import annotations
 
@@ -7,40 +8,19 @@ from typing import Annotated
 
 import typer
 
-from .._cli import print_json, train_command
+from .._cli import print_json
 from .._inference_cli import (
     DeviceOpt,
     JsonOpt,
     QuietOpt,
-    export_command,
     inference_threads,
     load,
     model_option,
 )
-from .config import PRESETS, MedicalConfig
+from .config import MedicalConfig
 from .pipeline import Synthesizer
 
-app = typer.Typer(help="Medical 2D slice synthesis from NIfTI/DICOM volumes (MNI152 by default).",
-                  no_args_is_help=True)
-
-
-
-def run_train(cfg: MedicalConfig, *, json_out: bool) -> dict:
-    from ..engine.trainer import train
-    from .task import MedicalTask
-
-    result = train(MedicalTask(cfg))
-    ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
-    if not json_out and ev:
-        print(f"swd {ev['swd']:.1f}  near_copy_share {ev['near_copy_share']:.3f}  run {result.run_dir}")
-    if result.interrupted:
-        raise typer.Exit(130)
-    return {**ev, "run": str(result.run_dir), "steps": result.step,
-            "verdicts": sorted({v.kind for v in result.verdicts})}
-
-
-train_command(app, "train", MedicalConfig, run_train, help="Train a slice GAN on volumes (MNI152 T1 by default).",
-              presets=PRESETS)
+app = typer.Typer(no_args_is_help=True)  # mounted as `ganapps medical` with train and export (ganapps.cli)
 
 
 ModelOpt = model_option(Synthesizer.default_model)
@@ -94,8 +74,6 @@ def evaluate(
     else:
         print(format_report(report))
 
-
-export_command(app, Synthesizer)
 
 
 @app.command("translation-data")

@@ -1,4 +1,5 @@
-"""`ganapps video train | predict | evaluate`: resolves options and calls one function each."""
+"""`ganapps video predict | evaluate` (train and export come from the task registry): resolves options and
+calls one function each."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ import numpy as np
 import torch
 import typer
 
-from .._cli import print_json, train_command
-from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, export_command, load, model_option
+from .._cli import print_json
+from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, load, model_option
 from ..engine.errors import InputError
-from ..engine.trainer import train
-from .config import PRESETS, VideoConfig
 from .data import ClipDataset, MovingMNIST, NpySequences, load_mnist_digits, probe, to_uint8
 from .pipeline import (
     Predictor,
@@ -26,29 +25,7 @@ from .pipeline import (
     write_video,
 )
 
-app = typer.Typer(help="Video prediction: continue any clip (ConvLSTM / 3D-conv, adversarial).",
-                  no_args_is_help=True)
-
-
-def run_train(cfg: VideoConfig, *, json_out: bool) -> dict:
-    from .task import VideoTask
-
-    result = train(VideoTask(cfg))
-    ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
-    if not json_out and ev:
-        print(f"held-out mse/frame {ev['mse_mean']:.2f} (copy-last {ev['copy_last_mse_mean']:.2f})  "
-              f"psnr {ev['psnr_mean']:.2f} dB (copy-last {ev['copy_last_psnr_mean']:.2f})  "
-              f"ssim {ev['ssim_mean']:.3f} (copy-last {ev['copy_last_ssim_mean']:.3f})"
-              + (f"  flow psnr {ev['flow_psnr_mean']:.2f} ssim {ev['flow_ssim_mean']:.3f}" if "flow_psnr_mean" in ev
-                 else "") + f"  run {result.run_dir}")
-    if result.interrupted:
-        raise typer.Exit(130)
-    return {**ev, "run": str(result.run_dir), "steps": result.step,
-            "verdicts": sorted({v.kind for v in result.verdicts})}
-
-
-train_command(app, "train", VideoConfig, run_train, help="Train a video predictor (default: camera motion over "
-              "real photos; --preset mnist: Moving MNIST).", presets=PRESETS)
+app = typer.Typer(no_args_is_help=True)  # mounted as `ganapps video` with train and export (ganapps.cli)
 
 
 ModelOpt = model_option(Predictor.default_model)
@@ -208,5 +185,3 @@ def evaluate(
         for name, r in rows.items():
             print(f"  {name:10s}  " + " ".join(f"{v:7.3f}" for v in r[metric]) + f"  {r[metric + '_mean']:7.3f}")
 
-
-export_command(app, Predictor)
