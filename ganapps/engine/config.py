@@ -57,6 +57,8 @@ class TrainConfig:
     keep_checkpoints: int = opt(3, "checkpoints kept")
     nonfinite_patience: int = opt(5, "non-finite steps in a row before a rollback")
     nonfinite_lr_factor: float = opt(0.5, "LR factor at each rollback")
+    max_rollbacks: int = opt(3, "rollbacks (each to the last checkpoint, LRs lowered) before training stops "
+                                "with an error")
     num_workers: int = opt(0, "data loader worker processes")
     threads: int = opt(0, "torch CPU threads (0: torch's default)")
     use_tensorboard: bool = opt(True, "write TensorBoard events to RUN/tb")
@@ -68,7 +70,7 @@ class TrainConfig:
         require(self, positive=("steps", "batch_size", "log_every_steps", "sample_every_steps",
                                 "checkpoint_every_steps", "keep_checkpoints", "nonfinite_patience"),
                 non_negative=("grad_clip_norm", "ema_halflife_images", "ema_rampup", "warmup_steps", "num_workers",
-                              "eval_every_steps", "threads"))
+                              "eval_every_steps", "threads", "max_rollbacks"))
         if not 0 < self.nonfinite_lr_factor <= 1:
             raise InputError(f"option nonfinite_lr_factor={self.nonfinite_lr_factor!r}: expected in (0, 1]")
         check_choices(self)

@@ -102,7 +102,7 @@ class StepContext:
 @runtime_checkable
 class Task(Protocol):
     """What the trainer needs from a task. Optional hooks: `ema_nets`, `preview`, `evaluate`,
-    `state_dict`/`load_state_dict` (task-held state such as an image pool), `decision_threshold`."""
+    `state_dict`/`load_state_dict` (task-held state such as an image pool)."""
 
     config: TrainConfig
 

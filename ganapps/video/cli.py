@@ -134,7 +134,7 @@ def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int, s
     if len(data) == 1 and data[0] == "mnist":
         from ..recipes import moving_mnist
 
-        ds = MovingMNIST(load_mnist_digits(moving_mnist.fetch_digits())[4000:], n, 64, items=max_clips, seed=10_000)
+        ds = MovingMNIST.split(load_mnist_digits(moving_mnist.fetch_digits()), "eval", n, 64, items=max_clips)
     elif len(data) == 1 and data[0].endswith(".npy"):
         ds = NpySequences(data[0], n)
     else:

@@ -15,7 +15,15 @@ from ..engine.adversarial import Adversary, Join
 from ..engine.errors import InputError
 from ..engine.task import OptimizerSpec, Phase, StepContext
 from .config import VideoConfig
-from .data import ClipDataset, MovingMNIST, NpySequences, PhotoMotion, load_mnist_digits, to_uint8
+from .data import (
+    EVAL_SEED_OFFSET,
+    ClipDataset,
+    MovingMNIST,
+    NpySequences,
+    PhotoMotion,
+    load_mnist_digits,
+    to_uint8,
+)
 from .nets import FrameDiscriminator, VideoDiscriminator, build_predictor, gradient_difference_loss
 from .pipeline import copy_last, flow_extrapolate, horizon_metrics
 
@@ -29,16 +37,14 @@ def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
 
         train_photos, held_out = video_photos.fetch()
         photos = train_photos if split == "train" else held_out
-        return PhotoMotion(photos, length, cfg.size, seed=cfg.seed if split == "train" else 10_000 + cfg.seed,
+        return PhotoMotion(photos, length, cfg.size, seed=cfg.seed if split == "train" else EVAL_SEED_OFFSET + cfg.seed,
                            gray=cfg.use_gray, items=100_000 if split == "train" else cfg.eval_clips)
     if cfg.dataset == "mnist":
         from ..recipes import moving_mnist
 
         digits = load_mnist_digits(moving_mnist.fetch_digits())
-        # digits 0-3999 train, 4000-4999 are held out for evaluation
-        if split == "train":
-            return MovingMNIST(digits[:4000], length, cfg.size, items=100_000, seed=cfg.seed)
-        return MovingMNIST(digits[4000:], length, cfg.size, items=cfg.eval_clips, seed=10_000 + cfg.seed)
+        items = 100_000 if split == "train" else cfg.eval_clips
+        return MovingMNIST.split(digits, split, length, cfg.size, items=items, seed=cfg.seed)
     if cfg.dataset == "mnist_npy":
         from ..recipes import moving_mnist
 
