@@ -150,10 +150,11 @@ def run_train(spec: TaskSpec, cfg: TrainConfig, *, json_out: bool) -> dict[str, 
     the figures for --json. Exit 130 after an interrupt (the trainer saved a checkpoint first)."""
     from .engine.trainer import train
 
-    result = train(spec.build_task(cfg))
+    task = spec.build_task(cfg)
+    result = train(task)
     ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
     if not json_out and is_main_process():
-        summary = spec.summary(ev) if ev and spec.summary else ""
+        summary = task.summary(ev) if ev and hasattr(task, "summary") else ""
         print(f"{summary}  run {result.run_dir}".strip())
     if result.interrupted:
         raise typer.Exit(130)

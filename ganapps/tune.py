@@ -13,7 +13,9 @@ import inspect
 import logging
 import math
 import os
+import shutil
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +24,7 @@ import yaml
 
 from . import tasks
 from ._cli import print_json
+from .engine.checkpoint import write_text_atomic
 from .engine.config import describe_options, load_yaml, resolve
 from .engine.errors import InputError
 from .engine.spec import TaskSpec, TuneSpec
@@ -37,48 +40,36 @@ def _tune_spec(name: str) -> tuple[TaskSpec, TuneSpec]:
     return spec, spec.tune
 
 
-def run_study(task_name: str, *, trials: int, metric: str, study_dir: Path, sampler: str = "tpe",
-              base: dict[str, Any] | None = None, evals_per_trial: int = 4, seed: int = 0,
-              quiet: bool = False) -> dict[str, Any]:
-    """Run (or resume) a study; returns the best trial's value, options and the paths written."""
+def _sampler(name: str, grid: dict[str, list[Any]], seed: int):
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    raise InputError(f"--sampler {name}: expected tpe, random or grid")
+
+
+def _objective(spec: TaskSpec, tune: TuneSpec, *, metric: str, direction: str, base: dict[str, Any],
+               study_dir: Path, grid: bool, eval_every_steps: int) -> Callable[[Any], float]:
+    """One trial: train the task with the sampled overrides, reporting eval/<metric> at every periodic evaluation
+    so the median pruner can stop it; a non-finite value counts as the worst."""
     import optuna
 
     from .engine.trainer import Trainer
 
-    spec, tune = _tune_spec(task_name)
-    cfg_cls, objectives = spec.config, tune.objectives
-    if metric not in objectives:
-        raise InputError(f"--metric {metric}: expected one of " + ", ".join(objectives))
-    direction = objectives[metric]
-    study_dir.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{(study_dir / 'study.db').resolve()}"
-    if sampler == "tpe":
-        smp = optuna.samplers.TPESampler(seed=seed)
-    elif sampler == "random":
-        smp = optuna.samplers.RandomSampler(seed=seed)
-    elif sampler == "grid":
-        smp = optuna.samplers.GridSampler(tune.grid, seed=seed)
-    else:
-        raise InputError(f"--sampler {sampler}: expected tpe, random or grid")
-    optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(study_name=f"{task_name}-{metric}-{sampler}", storage=storage, sampler=smp,
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
-                                direction=direction, load_if_exists=True)
-    base = dict(base or {})
-    base_cfg = resolve(cfg_cls, base)
     key = f"eval/{metric}"
 
     def objective(trial: optuna.Trial) -> float:
-        overrides = tune.search_space(trial) if sampler != "grid" else {
+        overrides = tune.search_space(trial) if not grid else {
             k: trial.suggest_categorical(k, v) for k, v in tune.grid.items()}
         out = study_dir / "trials" / f"trial_{trial.number}"
         if out.exists():  # a trial cut off by a killed search starts over
-            import shutil
-
             shutil.rmtree(out)
-        cfg = resolve(cfg_cls, base, None, {**overrides, "out": str(out), "quiet": True, "use_tensorboard": False,
-                                            "write_report": False,
-                                            "eval_every_steps": max(1, base_cfg.steps // evals_per_trial)})
+        cfg = resolve(spec.config, base, None, {**overrides, "out": str(out), "quiet": True, "use_tensorboard": False,
+                                                "write_report": False, "eval_every_steps": eval_every_steps})
 
         def on_evaluate(step: int, metrics: dict[str, float]) -> bool:
             value = metrics.get(key, math.nan)
@@ -93,23 +84,43 @@ def run_study(task_name: str, *, trials: int, metric: str, study_dir: Path, samp
             trial.set_user_attr(k, v)
         return value if math.isfinite(value) else _worst(direction)
 
+    return objective
+
+
+def run_study(task_name: str, *, trials: int, metric: str, study_dir: Path, sampler: str = "tpe",
+              base: dict[str, Any] | None = None, evals_per_trial: int = 4, seed: int = 0,
+              quiet: bool = False) -> dict[str, Any]:
+    """Run (or resume) a study; returns the best trial's value, options and the paths written."""
+    import optuna
+
+    spec, tune = _tune_spec(task_name)
+    if metric not in tune.objectives:
+        raise InputError(f"--metric {metric}: expected one of " + ", ".join(tune.objectives))
+    direction = tune.objectives[metric]
+    study_dir.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = optuna.create_study(study_name=f"{task_name}-{metric}-{sampler}", storage=storage,
+                                sampler=_sampler(sampler, tune.grid, seed),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
+                                direction=direction, load_if_exists=True)
+    base = dict(base or {})
+    objective = _objective(spec, tune, metric=metric, direction=direction, base=base, study_dir=study_dir,
+                           grid=sampler == "grid",
+                           eval_every_steps=max(1, resolve(spec.config, base).steps // evals_per_trial))
     done = len([t for t in study.trials if t.state.is_finished()])
-    remaining = max(0, trials - done)
-    if remaining:
+    if trials > done:
         from tqdm.auto import tqdm
 
         with tqdm(total=trials, initial=done, unit="trial", disable=quiet) as bar:
-            study.optimize(objective, n_trials=remaining, callbacks=[lambda s, t: bar.update(1)])
-    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not completed:
+            study.optimize(objective, n_trials=trials - done, callbacks=[lambda s, t: bar.update(1)])
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
         raise InputError(f"{study_dir}: no trial completed; raise --trials or the steps per trial")
     best = study.best_trial
-    best_cfg = resolve(cfg_cls, base, None, {**best.params, "out": f"runs/{task_name}-tuned"})
+    best_cfg = resolve(spec.config, base, None, {**best.params, "out": f"runs/{task_name}-tuned"})
     best_yaml = study_dir / "best.yaml"
     data = {k: v for k, v in dataclasses.asdict(best_cfg).items() if k not in ("resume",)}
-    tmp = best_yaml.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, best_yaml)
+    write_text_atomic(best_yaml, yaml.safe_dump(data, sort_keys=False))
     table = _table(study, metric)
     (study_dir / "trials.txt").write_text(table + "\n")
     plot = _plot(study, study_dir / "history.png", metric)

@@ -6,16 +6,11 @@ from ..engine.spec import TaskSpec
 from .config import PRESETS, CycleGANConfig
 from .pipeline import Translator
 
-
-def _summary(ev: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v:.1f}" for k, v in ev.items() if k.endswith(("/swd", "/swd_identity")))
-
-
 SPEC = TaskSpec(
     name="cyclegan", help="Unpaired image-to-image translation (CycleGAN): photo <-> painting, horse <-> zebra...",
     train_help="Train a CycleGAN on two image domains (the reference's recipe by default).",
     config=CycleGANConfig, task="ganapps.cyclegan.task:CycleGANTask", presets=PRESETS, inference=Translator,
-    summary=_summary, cli="ganapps.cyclegan.cli:app",
+    cli="ganapps.cyclegan.cli:app",
 )
 
 __all__ = ["SPEC", "Translator"]

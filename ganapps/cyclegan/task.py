@@ -206,6 +206,11 @@ class CycleGANTask:
             rec_a, rec_b = gen_ba(fake_b).float(), gen_ab(fake_a).float()
         return preview_grid([[reals["a"], fake_b, rec_a], [reals["b"], fake_a, rec_b]])
 
+    @staticmethod
+    def summary(ev: dict[str, float]) -> str:
+        """The one line `ganapps cyclegan train` prints from `evaluate`'s figures."""
+        return "  ".join(f"{k} {v:.1f}" for k, v in ev.items() if k.endswith(("/swd", "/swd_identity")))
+
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         """SWD and pixel-feature KID of translated test images against the other domain's test images, next to
         the identity baseline (untranslated inputs); empty when the data has no test folders."""

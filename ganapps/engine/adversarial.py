@@ -284,3 +284,27 @@ class Adversary:
         if self.ada is not None and "ada" in state:
             self.ada.load_state_dict(state["ada"])
             self.augment.p = float(state.get("augment_p", self.ada.p))  # type: ignore[union-attr]
+
+
+class SingleGANTask:
+    """The task-protocol methods every one-generator, one-critic GAN task writes the same way: a generator "gen"
+    (with an EMA copy) and a critic "disc", optimized by `self.adv` (an `Adversary`) in the phases it builds from
+    the task's `d_loss`, `d_reg_loss` (needed when r1_gamma > 0) and `g_loss`, with the Adversary's state in the
+    checkpoints. A task sets `self.adv` and writes `build_nets`, `dataset` and those losses."""
+
+    adv: Adversary
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        return self.adv.optimizers(gen=("gen",), disc=("disc",))
+
+    def phases(self) -> list[Phase]:
+        return self.adv.phases(d=self.d_loss, d_reg=getattr(self, "d_reg_loss", None), g=self.g_loss)  # type: ignore[attr-defined]
+
+    def ema_nets(self) -> tuple[str, ...]:
+        return ("gen",)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.adv.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.adv.load_state_dict(state)

@@ -102,7 +102,7 @@ def save(ckpt_root: str | os.PathLike, step: int, weights: dict[str, dict[str, t
             os.replace(final, old)
         os.replace(tmp, final)
         tmp = None
-        _write_atomic(root / LATEST, final.name + "\n")
+        write_text_atomic(root / LATEST, final.name + "\n")
         shutil.rmtree(old, ignore_errors=True)
     except BaseException as e:
         _discard(root, final, tmp, old)
@@ -152,13 +152,18 @@ def _checkpoint_bytes(root: Path, flat: dict[str, torch.Tensor], state: dict[str
     return sum(-(-n // block) * block for n in files)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to a unique temporary file beside `path`, then rename it into place: readers see the old file
+    or the new one, never half of one; the temporary file is removed when anything fails."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        tmp.write_text(text)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _prune(root: Path, keep: int) -> None:

@@ -14,10 +14,10 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .checkpoint import write_text_atomic
 from .errors import InputError, write_error
 from .monitor import (
     D_ACC_OVERPOWER,
@@ -259,17 +259,6 @@ def _render(run_dir: Path, records: Sequence[Mapping], verdicts: Sequence[Verdic
     return "".join(parts)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(
     run_dir: str | os.PathLike,
     verdicts: Sequence[Verdict] | None = None,
@@ -294,7 +283,7 @@ def write_report(
     path = run_dir / "report.html"
     html = _render(run_dir, records, verdicts)
     try:
-        _write_atomic(path, html)
+        write_text_atomic(path, html)
     except OSError as e:  # a full disk or a read-only run folder: one line, nothing half-written left
         raise write_error(e, run_dir, path.name, lambda: len(html.encode())) from None
     return path

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import latest_dir
+from .checkpoint import latest_dir, write_text_atomic
 from .errors import InputError
 from .health import batch_health
 from .monitor import HealthMonitor
@@ -69,15 +69,6 @@ def training_row(step: int, images_seen: int, logs: dict[str, Any], health_input
     return row
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class RunLog:
     """Writes the rows, scalars and images of one run into `run_dir`; every method is a no-op when `enabled`
     is False (the ranks other than 0). `monitor` sees every logged row; its new verdicts go to `on_warning`."""
@@ -95,7 +86,7 @@ class RunLog:
         if not self.enabled:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.run_dir / CONFIG, config_yaml)
+        write_text_atomic(self.run_dir / CONFIG, config_yaml)
         if resume_step is not None:
             self._truncate(resume_step)
         if tensorboard:
@@ -164,7 +155,7 @@ class RunLog:
                     keep.append(line)
             except json.JSONDecodeError:
                 break
-        _write_atomic(path, "".join(x + "\n" for x in keep))
+        write_text_atomic(path, "".join(x + "\n" for x in keep))
         self.monitor = HealthMonitor()
         for line in keep:
             self.monitor.update(json.loads(line))

@@ -33,8 +33,8 @@ class TuneSpec:
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     """One task: its name (the CLI group), config class and presets, training task (lazily imported), inference
-    class (None for tasks without one), a one-line summary of its final evaluation, its own extra CLI commands
-    (a Typer app reference, lazily imported) and its tune search, if any. The shipped default model is the
+    class (None for tasks without one), its own extra CLI commands (a Typer app reference, lazily imported) and
+    its tune search, if any. The shipped default model is the
     inference class's `default_model`."""
 
     name: str
@@ -44,7 +44,6 @@ class TaskSpec:
     task: str  # "module:Class" implementing engine.task.Task
     presets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=lambda: {"default": {}})
     inference: type | None = None
-    summary: Callable[[dict[str, float]], str] | None = None
     cli: str | None = None  # "module:app": the task's commands besides train and export
     tune: TuneSpec | None = None
 

@@ -6,16 +6,11 @@ from ..engine.spec import TaskSpec
 from .config import PRESETS, MedicalConfig
 from .pipeline import Synthesizer
 
-
-def _summary(ev: dict[str, float]) -> str:
-    return f"swd {ev['swd']:.1f}  near_copy_share {ev['near_copy_share']:.3f}"
-
-
 SPEC = TaskSpec(
     name="medical", help="Medical 2D slice synthesis from NIfTI/DICOM volumes (MNI152 by default).",
     train_help="Train a slice GAN on volumes (MNI152 T1 by default).",
     config=MedicalConfig, task="ganapps.medical.task:MedicalTask", presets=PRESETS, inference=Synthesizer,
-    summary=_summary, cli="ganapps.medical.cli:app",
+    cli="ganapps.medical.cli:app",
 )
 
 __all__ = ["SPEC", "Synthesizer"]

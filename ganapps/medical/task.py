@@ -12,14 +12,14 @@ import torch
 from torch import nn
 
 from ..engine import stabilizers as stab
-from ..engine.adversarial import Adversary, Critic, Join
-from ..engine.task import OptimizerSpec, Phase, StepContext
+from ..engine.adversarial import Adversary, Critic, Join, SingleGANTask
+from ..engine.task import StepContext
 from .config import MedicalConfig
 from .data import SliceDataset, one_hot
 from .nets import POSITION_FEATURES, Discriminator, build_generator, position_features
 
 
-class MedicalTask:
+class MedicalTask(SingleGANTask):
     def __init__(self, config: MedicalConfig, train_set: SliceDataset | None = None):
         self.config = config
         self.train_set = train_set if train_set is not None else SliceDataset(config, "train")
@@ -51,23 +51,8 @@ class MedicalTask:
             stab.init_weights(gen, init)
         return {"gen": gen, "disc": self.adv.apply_to_disc(disc, init)}
 
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        return self.adv.optimizers(gen=("gen",), disc=("disc",))
-
-    def phases(self) -> list[Phase]:
-        return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss)
-
     def dataset(self) -> SliceDataset:
         return self.train_set
-
-    def ema_nets(self) -> tuple[str, ...]:
-        return ("gen",)
-
-    def state_dict(self) -> dict:
-        return self.adv.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.adv.load_state_dict(state)
 
     # -- conditioning
     def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -148,6 +133,11 @@ class MedicalTask:
             tiles = torch.stack([lab[:8], fake[:8], real[:8]], 1).flatten(0, 1)
             return make_grid(tiles, nrow=6, padding=2, pad_value=-1)
         return make_grid(fake, nrow=8, padding=2, pad_value=-1)
+
+    @staticmethod
+    def summary(ev: dict[str, float]) -> str:
+        """The one line `ganapps medical train` prints from `evaluate`'s figures."""
+        return f"swd {ev['swd']:.1f}  near_copy_share {ev['near_copy_share']:.3f}"
 
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         from ..engine.metrics import PixelExtractor, memorization_audit, sliced_wasserstein_distance

@@ -4,14 +4,9 @@ task protocol. config -> data -> nets -> task, top to bottom; SPEC registers it 
 from ..engine.spec import TaskSpec, TuneSpec
 from .config import OBJECTIVES, PRESETS, SEARCH_GRID, ToyConfig, search_space
 
-
-def _summary(ev: dict[str, float]) -> str:
-    return f"modes {ev['modes']:.0f}  high_quality {ev['high_quality']:.3f}  reverse_kl {ev['reverse_kl']:.3f}"
-
-
 SPEC = TaskSpec(
     name="toy", help="2D Gaussian mixtures (ring, grid): the mode-collapse benchmark.",
     train_help="Train a GAN on a 2D mixture and score modes and quality.",
-    config=ToyConfig, task="ganapps.toy.task:ToyTask", presets=PRESETS, summary=_summary,
+    config=ToyConfig, task="ganapps.toy.task:ToyTask", presets=PRESETS,
     tune=TuneSpec(search_space=search_space, grid=SEARCH_GRID, objectives=OBJECTIVES, flags=("dataset",)),
 )

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from ..engine import stabilizers as stab
-from ..engine.adversarial import Adversary
-from ..engine.task import OptimizerSpec, Phase, StepContext
+from ..engine.adversarial import Adversary, SingleGANTask
+from ..engine.task import StepContext
 from .config import ToyConfig
 from .data import MixtureDataset, evaluate_samples, mode_centers, sample
 from .nets import Discriminator, Generator
 
 
-class ToyTask:
+class ToyTask(SingleGANTask):
     def __init__(self, config: ToyConfig):
         self.config = config
         self.adv = Adversary(config)
@@ -31,23 +31,8 @@ class ToyTask:
             stab.init_weights(gen, init)
         return {"gen": gen, "disc": self.adv.apply_to_disc(disc, init)}
 
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        return self.adv.optimizers(gen=("gen",), disc=("disc",))
-
-    def phases(self) -> list[Phase]:
-        return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss)
-
     def dataset(self) -> MixtureDataset:
         return MixtureDataset(self.config.dataset)
-
-    def ema_nets(self) -> tuple[str, ...]:
-        return ("gen",)
-
-    def state_dict(self) -> dict:
-        return self.adv.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.adv.load_state_dict(state)
 
     # -- phases
     def _fake(self, n: int, ctx: StepContext) -> torch.Tensor:
@@ -72,6 +57,11 @@ class ToyTask:
     @torch.no_grad()
     def generate(self, gen: nn.Module, n: int, device: torch.device) -> torch.Tensor:
         return gen(torch.randn(n, self.config.z_dim, device=device)).float().cpu()
+
+    @staticmethod
+    def summary(ev: dict[str, float]) -> str:
+        """The one line `ganapps toy train` prints from `evaluate`'s figures."""
+        return f"modes {ev['modes']:.0f}  high_quality {ev['high_quality']:.3f}  reverse_kl {ev['reverse_kl']:.3f}"
 
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         points = self.generate(ctx.sample_net("gen"), self.config.eval_samples, ctx.device)

@@ -172,6 +172,14 @@ class VideoTask:
         idx = np.linspace(0, len(data) - 1, n).round().astype(int)
         return torch.stack([data[int(i)] for i in idx])  # (N, T, C, H, W)
 
+    @staticmethod
+    def summary(ev: dict[str, float]) -> str:
+        """The one line `ganapps video train` prints from `evaluate`'s figures."""
+        flow = f"  flow psnr {ev['flow_psnr_mean']:.2f} ssim {ev['flow_ssim_mean']:.3f}" if "flow_psnr_mean" in ev else ""
+        return (f"held-out mse/frame {ev['mse_mean']:.2f} (copy-last {ev['copy_last_mse_mean']:.2f})  "
+                f"psnr {ev['psnr_mean']:.2f} dB (copy-last {ev['copy_last_psnr_mean']:.2f})  "
+                f"ssim {ev['ssim_mean']:.3f} (copy-last {ev['copy_last_ssim_mean']:.3f}){flow}")
+
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         c = self.config
         clips = self._eval_set().to(ctx.device)

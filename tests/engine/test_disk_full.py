@@ -105,7 +105,7 @@ def test_a_failed_latest_update_removes_the_new_folder(tmp_path, monkeypatch):
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ckpt, "_write_atomic", full)
+    monkeypatch.setattr(ckpt, "write_text_atomic", full)
     with pytest.raises(DiskFullError, match="latest still names step_5"):
         ckpt.save(root, 10, {"gen": {"w": torch.zeros(2)}}, {"step": 10}, "a: 1\n")
     _assert_clean(root, 5)
