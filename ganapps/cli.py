@@ -33,7 +33,7 @@ def _mount_optional() -> None:
 
     for module, name in (("ganapps.metrics_cli", "metrics"), ("ganapps.tune", "tune"),
                          ("ganapps.cyclegan.cli", "cyclegan"), ("ganapps.video.cli", "video"),
-                         ("ganapps.medical.cli", "medical")):
+                         ("ganapps.medical.cli", "medical"), ("ganapps.app.cli", "app")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:
