@@ -132,7 +132,7 @@ class Catalog:
         return [Entry(f"shipped:{n}", f"{n} (shipped)", found[n]) for n in names]
 
     def runs_for(self, job: str) -> list[Entry]:
-        """Run and model folders under the roots whose config is `job`'s task's."""
+        """Run and model folders under the roots whose config is `job`'s task's, by label."""
         out = []
         for i in range(len(self.roots)):
             for rel, folder in self._folders(i):
@@ -140,7 +140,7 @@ class Catalog:
                 if weights is not None and classify(weights / ckpt.CONFIG) == job:
                     kind = "run" if weights != folder else "model folder"
                     out.append(Entry(f"run:{i}:{rel}", f"{self._label(i, rel)} ({kind})", folder))
-        return out
+        return sorted(out, key=lambda e: e.label)
 
     def models(self, job: str) -> list[Entry]:
         """What the model picker of `job` offers: shipped models, then run and model folders."""
@@ -149,10 +149,10 @@ class Catalog:
         return self.shipped(job) + self.runs_for(job)
 
     def runs(self) -> list[Entry]:
-        """Run folders (a metrics.jsonl) under the roots, for the Runs tab."""
-        return [Entry(f"run:{i}:{rel}", self._label(i, rel), folder)
-                for i in range(len(self.roots)) for rel, folder in self._folders(i)
-                if (folder / "metrics.jsonl").is_file()]
+        """Run folders (a metrics.jsonl) under the roots, for the Runs tab, by label."""
+        return sorted((Entry(f"run:{i}:{rel}", self._label(i, rel), folder)
+                       for i in range(len(self.roots)) for rel, folder in self._folders(i)
+                       if (folder / "metrics.jsonl").is_file()), key=lambda e: e.label)
 
     # ------------------------------------------------------------------ resolving what the page sent
 

@@ -1,25 +1,22 @@
 """The Gradio page of `ganapps app`: four tabs (Translate, Predict, Synthesize, Runs) wired to `work`'s jobs.
 
-Handlers turn an `InputError` into a one-line status in the page (`error: ...`, as the CLI prints it) and any
-other exception into a one-line internal error with the traceback in the server log, so the server keeps
-serving. The only module of ganapps that imports Gradio; it must be imported after GRADIO_TEMP_DIR is set
-(see `cli.serve`), since Gradio reads that variable at import.
+Every handler runs its job through `status.guarded`: an `InputError` becomes a one-line status in the page
+(`error: ...`, as the CLI prints it), any other exception a one-line internal error with the traceback in the
+server log, and the server keeps serving. The only module of ganapps that imports Gradio; it must be imported
+after GRADIO_TEMP_DIR is set (see `cli.run`), since Gradio reads that variable at import.
 """
 
 from __future__ import annotations
 
 import html
-import sys
-import traceback
 from collections.abc import Callable
-from typing import Any
 
 import gradio as gr
 
-from ..engine.errors import InputError
 from ..engine.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .catalog import JOBS, Catalog
 from .settings import AppConfig
+from .status import guarded, status_html
 from .work import ModelPool, Result, Workspace, predict_upload, run_report, synthesize, translate_upload
 
 CSS = """
@@ -28,26 +25,6 @@ CSS = """
 .ga-ok {color: #1a7f37}
 .ga-report iframe {width: 100%; height: 1400px; border: 1px solid #ddd}
 """
-
-
-def status_html(text: str, ok: bool) -> str:
-    return f"<div class='ga-status {'ga-ok' if ok else 'ga-error'}'>{html.escape(text)}</div>"
-
-
-def guarded(job: Callable[[], Any]) -> tuple[str, Any]:
-    """(status HTML, the job's value or None): an InputError shows as `error: ...`, anything else as a one-line
-    internal error whose traceback goes to the server's stderr."""
-    try:
-        value = job()
-    except InputError as e:
-        return status_html(f"error: {e}", False), None
-    except Exception as e:  # noqa: BLE001 - the server keeps serving; the log has the traceback
-        traceback.print_exc(file=sys.stderr)
-        first = str(e).splitlines()[0][:200] if str(e) else ""
-        return status_html(f"internal error: {type(e).__name__}: {first} (the server log has the traceback)",
-                           False), None
-    summary = value.summary if isinstance(value, Result) else str(value[0] if isinstance(value, tuple) else value)
-    return status_html(summary, True), value
 
 
 def _choices(entries) -> list[tuple[str, str]]:

@@ -165,7 +165,7 @@ def check_upload(path: str | os.PathLike | None, cfg: AppConfig, suffixes: tuple
         raise InputError(f"{p.name}: not a {what} (expected {', '.join(suffixes)})")
     size = p.stat().st_size
     if size > cfg.max_upload_bytes:
-        raise InputError(f"{p.name}: {size / 2**20:.1f} MB; uploads are limited to {cfg.max_upload_mb:g} MB "
+        raise InputError(f"{p.name}: {size / 2**20:.3g} MB; uploads are limited to {cfg.max_upload_mb:g} MB "
                          f"(--max-upload-mb)")
     return p
 
@@ -401,7 +401,7 @@ def slice_grid(images: torch.Tensor, min_tile: int = 128, gap: int = 2) -> Any:
     rows = math.ceil(n / cols)
     grid = Image.new("L", (cols * tile + (cols - 1) * gap, rows * tile + (rows - 1) * gap), 255)
     for i, a in enumerate(arr):
-        im = Image.fromarray(a, mode="L").resize((tile, tile), Image.NEAREST)
+        im = Image.fromarray(a).resize((tile, tile), Image.NEAREST)
         grid.paste(im, ((i % cols) * (tile + gap), (i // cols) * (tile + gap)))
     return grid
 
