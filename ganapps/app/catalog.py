@@ -154,6 +154,25 @@ class Catalog:
                        for i in range(len(self.roots)) for rel, folder in self._folders(i)
                        if (folder / "metrics.jsonl").is_file()), key=lambda e: e.label)
 
+    def describe(self, job: str, value: object) -> str:
+        """One line about a picker entry: the start of a shipped model's card, or which weights of a run or
+        model folder are used."""
+        folder = self.resolve_model(job, value)
+        card = folder / "card.yaml"
+        if card.is_file():
+            import yaml
+
+            try:
+                what = str((yaml.safe_load(card.read_text()) or {}).get("what", "")).strip()
+            except (yaml.YAMLError, OSError, AttributeError):
+                what = ""
+            what = " ".join(what.split())
+            if what:
+                return what if len(what) <= 240 else what[:240].rsplit(" ", 1)[0] + " ..."
+        weights = _weights_folder(folder)
+        return f"weights: {weights.relative_to(folder).as_posix() if weights != folder else '.'}/{ckpt.WEIGHTS}" \
+            if weights else ""
+
     # ------------------------------------------------------------------ resolving what the page sent
 
     def _refuse(self, what: str, value: object) -> InputError:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from ..engine.errors import InputError
 from ..engine.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .catalog import JOBS, Catalog
 from .settings import AppConfig
@@ -92,14 +93,25 @@ def build(cfg: AppConfig, catalog: Catalog, pool: ModelPool, workspace: Workspac
             return status, ""
         return status, f"<iframe title='run report' srcdoc=\"{html.escape(value[1], quote=True)}\"></iframe>"
 
+    def describe(job: str, value: str | None) -> str:
+        if not value:
+            return ""
+        try:
+            return catalog.describe(job, value)
+        except InputError as e:
+            return f"error: {e}"
+
     def model_row(job: str, elem: str):
         entries = catalog.models(job)
-        with gr.Row(equal_height=True):
-            dd = gr.Dropdown(choices=_choices(entries), value=entries[0].value if entries else None,
+        first = entries[0].value if entries else None
+        with gr.Row():
+            dd = gr.Dropdown(choices=_choices(entries), value=first,
                              label="model (shipped, or a run / model folder under --runs)", elem_id=f"{elem}-model",
                              scale=8)
-            button = gr.Button("refresh list", elem_id=f"{elem}-refresh", scale=1, size="sm")
+            button = gr.Button("refresh list", elem_id=f"{elem}-refresh", scale=0, min_width=120, size="sm")
+        about = gr.Markdown(describe(job, first), elem_id=f"{elem}-about")
         button.click(lambda cur: refresh(job, cur), dd, dd, api_visibility="private")
+        dd.change(lambda value: describe(job, value), dd, about, api_visibility="private")
         return dd
 
     def result_area(elem: str, image_label: str, video_label: str):
@@ -153,10 +165,10 @@ def build(cfg: AppConfig, catalog: Catalog, pool: ModelPool, workspace: Workspac
             go.click(sample, [model, n, seed, positions, labels], outs, api_name="synthesize", concurrency_id="jobs")
         with gr.Tab("Runs", id="runs", elem_id="tab-runs"):
             entries = catalog.runs()
-            with gr.Row(equal_height=True):
+            with gr.Row():
                 run = gr.Dropdown(choices=_choices(entries), value=None, label="run folder (under --runs)",
                                   elem_id="ru-run", scale=8)
-                button = gr.Button("refresh list", elem_id="ru-refresh", scale=1, size="sm")
+                button = gr.Button("refresh list", elem_id="ru-refresh", scale=0, min_width=120, size="sm")
             status = gr.HTML(elem_id="ru-status")
             report = gr.HTML(elem_id="ru-report", elem_classes=["ga-report"])
             button.click(refresh_runs, run, run, api_visibility="private")

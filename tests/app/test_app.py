@@ -134,6 +134,10 @@ def test_the_pickers_offer_shipped_models_and_folders_under_the_roots_only(roots
     assert [e.value for e in catalog.runs()] == ["run:0:group/run"]
     assert catalog.resolve_model("translate", "run:0:group/run") == (runs / "group" / "run").resolve()
     assert catalog.resolve_run("run:0:group/run") == (runs / "group" / "run").resolve()
+    assert catalog.describe("translate", "shipped:cyclegan-default").startswith("CycleGAN photo <-> painting")
+    assert catalog.describe("translate", "run:0:group/run") == "weights: checkpoints/step_2/weights.safetensors"
+    with pytest.raises(InputError, match="not one of the choices"):
+        catalog.describe("translate", "run:0:../outside/model")
 
 
 @pytest.mark.parametrize("value", ["run:0:../outside/model", "run:0:escape/model", "run:0:escape", "run:0:/etc",

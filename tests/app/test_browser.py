@@ -241,6 +241,7 @@ def test_translate_a_photo_then_a_corrupt_image_then_the_photo_again(page, files
 
 def test_translate_a_clip_with_a_run_folder_model(page, files):
     _pick(page, "tr-model", "runs/tiny-cyclegan (run)")
+    page.locator("#tr-about").get_by_text("weights: checkpoints/step_4/weights.safetensors").wait_for()
     page.get_by_text("B -> A").click()
     _upload(page, "tr-upload", files["clip"])
     assert _run(page, "tr", "translated") == "clip.mp4: 12 frames translated b2a"
