@@ -468,10 +468,16 @@ def synthesize(synth: Any, n: Any, seed: Any, positions: str | None, labels: str
 
 
 def run_report(run: Path) -> tuple[str, str]:
-    """(the verdict timeline, the HTML of RUN/report.html) for a run folder, rendered without writing to it."""
+    """(one line on the run's health verdicts, the HTML of RUN/report.html) for a run folder, rendered without
+    writing into it."""
     from ..engine.monitor import diagnose, format_timeline
-    from ..engine.report import _render, load_records
+    from ..engine.report import _render, load_records  # _render: report.html's content, not written to disk
 
     records = load_records(run)
     verdicts = diagnose(records)
-    return format_timeline(verdicts), _render(run, records, verdicts)
+    if not verdicts:
+        summary = format_timeline(verdicts)
+    else:
+        seen = ", ".join(f"{v.kind} at step {v.step}" for v in verdicts[:4]) + (", ..." if len(verdicts) > 4 else "")
+        summary = f"{len(verdicts)} problem(s) found: {seen} (the report below gives the remedies)"
+    return summary, _render(run, records, verdicts)

@@ -375,9 +375,14 @@ def test_the_run_report_is_rendered_without_writing_into_the_run(tmp_path):
     run = _run_folder(tmp_path / "run")
     (run / "samples").mkdir()
     Image.new("RGB", (8, 8)).save(run / "samples" / "step_2.png")
-    timeline, page = run_report(run)
+    summary, page = run_report(run)
     assert "ganapps run report: run" in page and "samples/step_2.png" in page and "Losses and regularisers" in page
-    assert timeline and not (run / "report.html").exists()
+    assert summary == "no problems found" and not (run / "report.html").exists()
+    with open(run / "metrics.jsonl", "a") as f:  # a non-finite loss: the divergence verdict
+        f.write('{"step": 2, "loss/d": NaN, "loss/g": 1.0}\n{"step": 3, "loss/d": 0.5, "loss/g": 1.0}\n')
+    summary, page = run_report(run)
+    assert summary == "1 problem(s) found: diverging at step 2 (the report below gives the remedies)", summary
+    assert "\n" not in summary and "loss/d is nan" in page
     with pytest.raises(InputError, match="metrics.jsonl: not found"):
         run_report(tmp_path)
 
