@@ -15,7 +15,7 @@ import typer
 
 from .._inference_cli import DeviceOpt, inference_threads
 from ..engine.errors import InputError
-from .settings import DEFAULT_PORT, AppConfig
+from .settings import DEFAULT_PORT, AppConfig, exposure_warning
 
 app = typer.Typer(help="A local web app: translate, predict, synthesize, and read run reports in a browser.",
                   invoke_without_command=True)
@@ -80,9 +80,9 @@ def run(cfg: AppConfig) -> None:
         catalog = Catalog(cfg.runs)
         pool = ModelPool(lambda cls, folder: cls.from_checkpoint(folder, device=cfg.device))
         demo = ui.build(cfg, catalog, pool, workspace)
-        if not cfg.is_loopback:
-            print(f"warning: --host {cfg.host} serves this app to every machine that can reach port {cfg.port}; "
-                  f"it has no login, and anyone there can upload files and run models", file=sys.stderr)
+        warning = exposure_warning(cfg)
+        if warning:
+            print(warning, file=sys.stderr)
         try:
             demo.launch(server_name=cfg.host, server_port=cfg.port, max_file_size=cfg.max_upload_bytes,
                         prevent_thread_lock=True, quiet=True, show_error=False, footer_links=[], ssr_mode=False,

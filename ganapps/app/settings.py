@@ -55,6 +55,14 @@ class AppConfig:
         return is_loopback(self.host)
 
 
+def exposure_warning(cfg: AppConfig) -> str | None:
+    """The warning `ganapps app` prints when --host lets other machines reach it; None on loopback."""
+    if cfg.is_loopback:
+        return None
+    return (f"warning: --host {cfg.host} serves this app to every machine that can reach port {cfg.port}; it has no "
+            f"login, and anyone there can upload files and run models")
+
+
 def is_loopback(host: str) -> bool:
     """Whether `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
     if host.lower() == "localhost":

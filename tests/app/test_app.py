@@ -20,7 +20,7 @@ from PIL import Image
 
 import ganapps
 from ganapps.app.catalog import CONFIGS, Catalog, classify
-from ganapps.app.settings import AppConfig, is_loopback
+from ganapps.app.settings import AppConfig, exposure_warning, is_loopback
 from ganapps.app.work import (
     FifoLock,
     ModelPool,
@@ -72,6 +72,10 @@ def test_app_config_refuses_a_runs_root_that_is_no_folder(tmp_path):
                                             ("::", False), ("example.org", False)])
 def test_only_loopback_hosts_count_as_loopback(host, loopback):
     assert is_loopback(host) is loopback
+    warning = exposure_warning(AppConfig(host=host, port=8000))
+    assert (warning is None) is loopback
+    assert loopback or warning.startswith(f"warning: --host {host} serves this app to every machine that can reach "
+                                          f"port 8000; it has no login")
 
 
 # --------------------------------------------------------------------------- catalog

@@ -361,6 +361,20 @@ def test_crafted_model_paths_are_refused(server, files):
     assert r.status_code in (403, 404)
 
 
+def test_a_second_app_on_a_taken_port_is_a_one_line_error(server, files):
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.glob("ganapps-app-*"))
+    out = subprocess.run([sys.executable, "-m", "ganapps.cli", "app", "--port", str(server.port), "--runs",
+                          str(files["runs"])], cwd=files["cwd"], capture_output=True, text=True, timeout=STARTUP_S,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert out.returncode == 2, out.stderr[-2000:]
+    err = out.stderr.strip()
+    assert err.startswith(f"error: --port {server.port}: cannot listen on 127.0.0.1:{server.port} (Cannot find "
+                          f"empty port") and err.endswith("pick another --port") and "\n" not in err, err
+    assert "uploads and results" not in out.stdout  # it never served
+    assert set(temp.glob("ganapps-app-*")) <= before  # and its temporary folder is gone
+
+
 def test_stopping_the_app_deletes_uploads_and_results(server):
     assert server.workspace.is_dir() and any(server.workspace.rglob("*.png"))  # uploads and results of the tests
     assert server.stop() == 0
