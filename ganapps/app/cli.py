@@ -63,12 +63,14 @@ def serve(
 
 
 def run(cfg: AppConfig) -> None:
-    """Serve until interrupted (Ctrl-C, SIGTERM); the workspace is deleted whatever happens."""
+    """Serve until interrupted (Ctrl-C, SIGTERM); the workspace is deleted whatever happens, also when the
+    interruption comes during start-up."""
     from .work import ModelPool, Workspace
 
-    workspace = Workspace(keep_s=cfg.keep_outputs_minutes * 60)
-    old_term = signal.getsignal(signal.SIGTERM)
+    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    workspace = None
     try:
+        workspace = Workspace(keep_s=cfg.keep_outputs_minutes * 60)
         # Gradio reads these at import: uploads go into the workspace, and nothing calls home.
         os.environ["GRADIO_TEMP_DIR"] = str(workspace.uploads)
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -96,7 +98,6 @@ def run(cfg: AppConfig) -> None:
         print(f"ganapps app on http://{url_host}:{cfg.port}  (Ctrl-C stops it)\n"
               f"models: {counts}; runs under: {roots}; {len(catalog.runs())} run report(s)\n"
               f"uploads and results: {workspace.root} (deleted on exit)", flush=True)
-        signal.signal(signal.SIGTERM, _interrupt)
         try:
             while True:
                 time.sleep(0.5)
@@ -106,7 +107,8 @@ def run(cfg: AppConfig) -> None:
             demo.close()
     finally:
         signal.signal(signal.SIGTERM, old_term)
-        workspace.close()
+        if workspace is not None:
+            workspace.close()
 
 
 def _interrupt(signum: int, frame: object) -> None:

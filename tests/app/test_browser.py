@@ -375,6 +375,22 @@ def test_a_second_app_on_a_taken_port_is_a_one_line_error(server, files):
     assert set(temp.glob("ganapps-app-*")) <= before  # and its temporary folder is gone
 
 
+def test_sigterm_during_start_up_leaves_no_temporary_folder(files):
+    temp = Path(tempfile.gettempdir())
+    before = set(temp.glob("ganapps-app-*"))
+    proc = subprocess.Popen([sys.executable, "-m", "ganapps.cli", "app", "--port", str(_free_port())],
+                            cwd=files["cwd"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.monotonic() + STARTUP_S
+    while not set(temp.glob("ganapps-app-*")) - before and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert set(temp.glob("ganapps-app-*")) - before, "the app made no temporary folder"
+    proc.send_signal(signal.SIGTERM)  # while it imports Gradio and builds the page, or soon after
+    out, err = proc.communicate(timeout=STARTUP_S)
+    assert proc.returncode in (0, 130), err[-2000:]
+    assert set(temp.glob("ganapps-app-*")) <= before
+
+
 def test_stopping_the_app_deletes_uploads_and_results(server):
     assert server.workspace.is_dir() and any(server.workspace.rglob("*.png"))  # uploads and results of the tests
     assert server.stop() == 0
