@@ -30,11 +30,13 @@ app.command("doctor")(doctor)
 
 
 def _mount_tools() -> None:
-    """Commands that work across tasks: metrics and tune."""
+    """Commands that work across tasks: metrics, tune and the web app (Gradio only loads when it runs)."""
     from . import metrics_cli, tune
+    from .app import cli as app_cli
 
     app.add_typer(metrics_cli.app, name="metrics")
     app.add_typer(tune.app, name="tune")
+    app.add_typer(app_cli.app, name="app")
 
 
 _mount_tools()
