@@ -24,7 +24,7 @@ from ..engine.inference import InferenceModel
 from ..engine.metrics.image_quality import psnr, ssim
 from .config import VideoConfig
 from .data import iter_frames, probe, to_tensor
-from .nets import build_predictor, gradient_difference_loss, motion_prior, warp
+from .nets import build_predictor, motion_prior, warp
 
 
 def _as_frames(frames, what: str = "frames") -> torch.Tensor:
@@ -78,6 +78,7 @@ class Predictor(InferenceModel):
 
     def __init__(self, net: nn.Module, config: VideoConfig, device: str | torch.device = "cpu"):
         super().__init__({"gen": net}, config, device)
+        self.adapt_record: dict | None = None  # set on a copy made by `adapted`
 
     @classmethod
     def build_nets(cls, config: VideoConfig) -> dict[str, nn.Module]:
@@ -137,30 +138,81 @@ class Predictor(InferenceModel):
             pred = resize_frames(self.predict_native(x, k), (h, w))  # (K, C_model, h, w)
         return match_channels(pred, raw.shape[1], "prediction")
 
-    def adapted(self, frames, steps: int, lr: float = 1e-4, batch_size: int = 4, gdl_weight: float = 1.0,
-                seed: int = 0) -> Predictor:
-        """A copy fine-tuned for `steps` steps on the clip itself (self-supervised: every earlier window of
-        `context` frames predicts the frames that follow it, L1 + gradient difference loss). Needs at least
-        context + 1 frames. The copy is returned; this predictor is unchanged."""
-        x = self.prepare(frames, "adapt frames")  # (T, C, size, size)
-        horizon = min(self.config.future_frames, x.shape[0] - self.context)
-        if horizon < 1:
-            raise InputError(f"--adapt: the clip has {x.shape[0]} frames before the prediction point; "
-                             f"adapting needs at least {self.context + 1}")
-        windows = x.unfold(0, self.context + horizon, 1).permute(0, 4, 1, 2, 3)  # (N, Tc+h, C, H, W)
-        net = copy.deepcopy(self.net).train()
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        g = torch.Generator().manual_seed(seed)
-        for _ in range(steps):
-            idx = torch.randint(len(windows), (min(batch_size, len(windows)),), generator=g)
-            batch = windows[idx].to(self.device)
-            ctx, target = batch[:, :self.context], batch[:, self.context:]
-            pred = net(ctx, horizon)
-            loss = (pred - target).abs().mean() + gdl_weight * gradient_difference_loss(pred, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return Predictor(net.eval(), self.config, self.device)
+    def adapted(self, frames, steps: int, lr: float | None = None, batch_size: int = 4, gdl_weight: float = 1.0,
+                patience: int = 8, seed: int = 0) -> Predictor:
+        """A copy fine-tuned on the clip's own known frames that cannot overfit (this predictor is unchanged).
+
+        Every window of `context` frames inside `frames` predicts the frames that follow it (up to the training
+        horizon); the predictions of the *last* known frame are held out and the others are trained on. The
+        held-out error is measured before the first step and after each one; the copy keeps the weights of the
+        best step (step 0 = no change) and stops after `patience` steps without improvement, so more steps can
+        only add later candidates. TrustNet tunes its head on cached features (log-MSE, lr 5e-4); other
+        predictors all weights (L1 + gradient difference loss, batches of `batch_size` windows, lr 1e-4).
+        The record ({"steps_run", "best_step", "held_out"}) is the copy's `adapt_record`."""
+        x = self.prepare(frames, "adapt frames").to(self.device)  # (T, C, size, size)
+        need = self.context + 2  # one frame to train on, the last one held out
+        if x.shape[0] < need:
+            raise InputError(f"--adapt: the clip has {x.shape[0]} frames before the prediction point; adapting "
+                             f"needs at least {need}")
+        if hasattr(self.net, "adapted"):
+            net, record = self.net.adapted(x, steps, lr=lr or 5e-4, patience=patience, seed=seed)
+        else:
+            net, record = _adapt_all_weights(self.net, x, self.context, self.config.future_frames, steps,
+                                             lr or 1e-4, batch_size, gdl_weight, patience, seed)
+        out = Predictor(net.eval(), self.config, self.device)
+        out.adapt_record = record
+        return out
+
+
+def _frame_gdl(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Gradient difference loss (Mathieu et al. 2016) per frame: (S, K, C, H, W) each -> (S, K)."""
+    def grads(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (x[..., 1:, :] - x[..., :-1, :]).abs(), (x[..., :, 1:] - x[..., :, :-1]).abs()
+
+    (py, px), (ty, tx) = grads(pred), grads(target)
+    return (ty - py).abs().mean((2, 3, 4)) + (tx - px).abs().mean((2, 3, 4))
+
+
+def _adapt_all_weights(net: nn.Module, x: torch.Tensor, tc: int, future: int, steps: int, lr: float,
+                       batch_size: int, gdl_weight: float, patience: int, seed: int) -> tuple[nn.Module, dict]:
+    """`Predictor.adapted` for predictors without their own: all weights, random batches of windows."""
+    t = x.shape[0]
+    last, h = t - 1, min(future, t - tc)
+    starts = torch.arange(t - tc)  # windows whose context ends before the last frame
+    idx = starts[:, None] + tc + torch.arange(h)  # (S, h): the frame each prediction targets
+    ctx = torch.stack([x[s:s + tc] for s in starts.tolist()])  # (S, tc, C, H, W)
+    target = x[idx.clamp(max=last)]  # (S, h, C, H, W)
+    train_m, held_m = (idx < last).float().to(x.device), (idx == last).float().to(x.device)
+    trainable = torch.nonzero(train_m.sum(1) > 0).flatten()
+    held = torch.nonzero(held_m.sum(1) > 0).flatten()
+    work = copy.deepcopy(net).eval()
+    opt = torch.optim.Adam(work.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+
+    def held_out() -> float:
+        with torch.no_grad():
+            err = (work(ctx[held], h) - target[held]).pow(2).mean((2, 3, 4))  # (S_held, h)
+            return float((err * held_m[held]).sum() / held_m[held].sum())
+
+    record = [held_out()]
+    best, best_step, since, step = copy.deepcopy(work.state_dict()), 0, 0, 0
+    for step in range(1, steps + 1):
+        pick = trainable[torch.randint(len(trainable), (min(batch_size, len(trainable)),), generator=g)]
+        pred, m = work(ctx[pick], h), train_m[pick]
+        per_frame = (pred - target[pick]).abs().mean((2, 3, 4)) + gdl_weight * _frame_gdl(pred, target[pick])
+        loss = (per_frame * m).sum() / m.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        record.append(held_out())
+        if record[-1] < record[best_step]:
+            best, best_step, since = copy.deepcopy(work.state_dict()), step, 0
+        else:
+            since += 1
+            if since >= patience:
+                break
+    work.load_state_dict(best)
+    return work, {"steps_run": step, "best_step": best_step, "held_out": record}
 
 
 def read_clip(path: str | os.PathLike, start: int = 0, count: int | None = None,
@@ -196,14 +248,23 @@ def horizon_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, list[
     err = p - t
     mse = err.pow(2).sum(dim=(2, 3, 4)).mean(0)  # (K,)
     mae = err.abs().sum(dim=(2, 3, 4)).mean(0)
-    b, k = pred.shape[:2]
     flat_p, flat_t = pred.float().flatten(0, 1), target.float().flatten(0, 1)
-    ps = psnr(flat_p, flat_t).clamp(max=100.0).view(b, k).mean(0)
+    ps = clip_psnr(pred, target).mean(0)
     window = min(11, min(pred.shape[-2:]) // 2 * 2 - 1)
+    b, k = pred.shape[:2]
     ss = ssim(flat_p, flat_t, window_size=window).view(b, k).mean(0)
     out = {"mse": mse.tolist(), "mae": mae.tolist(), "psnr": ps.tolist(), "ssim": ss.tolist()}
     out.update({f"{m}_mean": float(np.mean(v)) for m, v in list(out.items())})
     return out
+
+
+def clip_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR per clip and horizon (dB, data range 1 as `horizon_metrics`, capped at 100): (B, K, C, H, W) each in
+    [-1, 1] -> (B, K)."""
+    if pred.shape != target.shape or pred.ndim != 5:
+        raise InputError(f"metrics: shapes {tuple(pred.shape)} and {tuple(target.shape)}, expected equal (B, K, C, H, W)")
+    b, k = pred.shape[:2]
+    return psnr(pred.float().clamp(-1, 1).flatten(0, 1), target.float().flatten(0, 1)).clamp(max=100.0).view(b, k)
 
 
 def copy_last(context: torch.Tensor, frames: int) -> torch.Tensor:
@@ -286,4 +347,4 @@ def side_by_side(context: np.ndarray, pred: np.ndarray, truth: np.ndarray | None
     return out
 
 
-__all__ = ["Predictor", "copy_last", "flow_extrapolate", "horizon_metrics", "read_clip", "side_by_side", "write_video"]
+__all__ = ["Predictor", "clip_psnr", "copy_last", "flow_extrapolate", "horizon_metrics", "read_clip", "side_by_side", "write_video"]

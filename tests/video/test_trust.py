@@ -1,0 +1,101 @@
+"""TrustNet: at step 0 copy-last and both flow extrapolations are inside what it represents (exactly, roll-out
+included), the temporal means leave a blink out, the roll-out extends, and adapting keeps the held-out best.
+Tiny frames and nets; Farneback runs on 32-64 px frames."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ganapps.video.pipeline import copy_last, flow_extrapolate
+from ganapps.video.trust import AGREE_TOL, CANDIDATES, CONTEXT, Anchor, TrustNet, context_flows
+
+torch.set_num_threads(1)
+
+
+def pan(frames: int = 8, size: int = 64, speed: float = 1.5, seed: int = 0) -> torch.Tensor:
+    """(1, frames, 3, size, size): a smooth random texture panning right `speed` px per frame."""
+    g = torch.Generator().manual_seed(seed)
+    base = nn.functional.avg_pool2d(torch.rand(1, 3, size + 32, size + 32, generator=g) * 2 - 1, 5, 1, 2)
+    return torch.stack([base[..., 8:8 + size, 8 + int(speed * t):8 + size + int(speed * t)] for t in range(frames)], 1)
+
+
+def test_untrained_net_is_copy_last_and_each_flow_extrapolation_exactly_roll_out_included():
+    ctx = pan()[:, :CONTEXT]
+    net = TrustNet(3, 8, horizons=5).eval()
+    with torch.no_grad():
+        for name, ref in (("copy_last", copy_last(ctx, 7)), ("flow1", flow_extrapolate(ctx, 7, 1)),
+                          ("flow2", flow_extrapolate(ctx, 7, 2))):
+            net.set_choice(name)
+            out = net(ctx, 7)  # 7 > 5 horizons: the roll-out too
+            # the other gates weigh softmax(-40) ~ 4e-18 each: far below float32 rounding of values <= 1
+            assert float((out - ref).abs().max()) <= 1e-6, name
+
+
+def test_head_starts_at_zero_synthesis_and_uniform_gates_without_the_prior():
+    x = pan()[:, :CONTEXT]
+    net = TrustNet(3, 8, prior_pix=0, prior_glob=0).eval()
+    with torch.no_grad():
+        w, synth = net.gates(x, context_flows(x))
+    assert torch.equal(w, torch.full_like(w, 1 / len(CANDIDATES))) and float(synth.abs().max()) == 0
+
+
+def test_temporal_means_leave_out_frames_that_disagree_locally_a_blink():
+    torch.manual_seed(0)
+    still = torch.rand(1, 1, 3, 32, 32).expand(1, CONTEXT, 3, 32, 32).clone()  # a static shot
+    ctx = still.clone()
+    ctx[:, 2:4, :, 10:20, 10:20] -= 1.0  # an eye closed in frames 2 and 3, open again in 4 and 5
+    now = Anchor(ctx, 5, torch.zeros(1, 2, 32, 32), torch.zeros(1, 2, 32, 32))
+    cand = now.candidates(1)[0]  # (N_CAND, C, H, W)
+    inner = (slice(None), slice(12, 18), slice(12, 18))  # the 5x5 box around these pixels lies inside the change
+    # there a closed frame differs by 1.0 = 10 AGREE_TOL: weight exp(-100), so the means are the open eye's
+    # value up to float32 rounding of (x + ~0) / (1 + ~0)
+    for name in ("mean", "mc_mean"):
+        diff = float((cand[CANDIDATES.index(name)][inner] - ctx[0, 5][inner]).abs().max())
+        assert diff <= 1e-6, (name, diff)
+    plain = ctx[0].mean(0)  # what a plain temporal mean would give: a third of the closed eye
+    assert float((plain[inner] - ctx[0, 5][inner]).abs().min()) >= 1 / 3 - 1e-6
+    # away from the change every frame agrees exactly: the mean is the (identical) frame itself
+    assert float((cand[CANDIDATES.index("mean")][:, :4, :4] - ctx[0, 5, :, :4, :4]).abs().max()) <= 1e-6
+    assert AGREE_TOL == pytest.approx(0.1)
+
+
+def test_roll_out_beyond_the_horizons_extends_and_never_changes_the_first_frames():
+    torch.manual_seed(1)
+    ctx = pan(size=32)[:, :CONTEXT]
+    net = TrustNet(3, 8, horizons=3).eval()
+    nn.init.normal_(net.head.weight, std=0.5)  # a "trained" head: gates and synthesis vary per pixel
+    with torch.no_grad():
+        short, long = net(ctx, 3), net(ctx, 6)
+    assert long.shape == (1, 6, 3, 32, 32) and torch.allclose(long[:, :3], short, atol=1e-6)
+    assert not torch.allclose(long[:, 3], long[:, 2], atol=1e-3)  # later horizons move on
+
+
+def test_adapting_returns_the_held_out_best_and_leaves_the_net_alone():
+    frames = pan(frames=9, size=32, speed=2)[0]  # (9, 3, 32, 32)
+    net = TrustNet(3, 8).eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    work, rec = net.adapted(frames, steps=12, lr=1e-2, patience=100)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert rec["held_out"][rec["best_step"]] == min(rec["held_out"]) <= rec["held_out"][0]
+    # the returned weights reproduce the recorded best held-out error through forward(): every prediction of the
+    # last known frame (frame 8: window 2 at horizon 1, window 1 at 2, window 0 at 3)
+    ctx = torch.stack([frames[s:s + CONTEXT] for s in range(3)])
+    with torch.no_grad():
+        pred = work(ctx, 3)
+    errs = [float((pred[s, 2 - s] - frames[8]).pow(2).mean()) for s in range(3)]
+    best = rec["held_out"][rec["best_step"]]
+    assert abs(sum(errs) / 3 - best) <= 1e-4 * best
+    with pytest.raises(ValueError, match="8 known frames"):
+        net.adapted(frames[:7], steps=1)
+
+
+def test_high_resolution_replay_matches_the_model_size_when_they_are_equal():
+    torch.manual_seed(2)
+    x = pan(size=32)[:, :CONTEXT]
+    net = TrustNet(3, 8).eval()
+    nn.init.normal_(net.head.weight, std=0.5)
+    with torch.no_grad():
+        assert torch.allclose(net.predict_hires(x, 4, x), net(x, 4).clamp(-1, 1), atol=1e-6)
+        assert net.predict_hires(x, 2, pan(size=64)[:, :CONTEXT]).shape == (1, 2, 3, 64, 64)
