@@ -48,6 +48,10 @@ class VideoConfig(AdversarialConfig):
     head: Literal["direct", "residual", "warp", "flowprior"] = opt(
         "warp", "direct (the frame), residual (last frame + change), warp (flow-warped last frame + change) or "
                 "flowprior (warp with a learned correction to a Farneback flow of the last two frames)")
+    use_flow_correction: bool = opt(False, "TrustNet: an eighth candidate, the 2-pair flow plus a learned per-pixel "
+                                           "correction (the research net has it)")
+    use_guarded_means: bool = opt(True, "TrustNet: the temporal means leave out, pixel by pixel, context frames that "
+                                        "disagree with the last one (a blink); off: plain means of the last 4 / 3")
     hidden: int = opt(64, "ConvLSTM hidden channels / 3D-conv width / TrustNet U-Net width")
     layers: int = opt(2, "stacked ConvLSTM cells / 3D-conv blocks / TrustNet residual blocks")
     kernel: int = opt(5, "ConvLSTM gate kernel size")

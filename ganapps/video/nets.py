@@ -304,13 +304,16 @@ def gradient_difference_loss(pred: torch.Tensor, target: torch.Tensor, alpha: fl
 
 
 def build_predictor(kind: str, *, channels: int, context: int, future: int, hidden: int, layers: int,
-                    kernel: int, patch: int, head: str) -> nn.Module:
+                    kernel: int, patch: int, head: str, flow_correction: bool = False,
+                    guard_means: bool = True) -> nn.Module:
     """The predictor named by `kind` ("convlstm", "conv3d" or "trustnet") from plain integers. TrustNet takes
-    `hidden` as its U-Net width, `layers` as its residual blocks and `future` as its horizons."""
+    `hidden` as its U-Net width, `layers` as its residual blocks, `future` as its horizons, and the two switches
+    (see trust.TrustNet)."""
     if kind == "trustnet":
         from .trust import TrustNet  # trust builds on warp and farneback_prior from this module
 
-        return TrustNet(channels, hidden, future, blocks=layers)
+        return TrustNet(channels, hidden, future, blocks=layers, flow_correction=flow_correction,
+                        guard_means=guard_means)
     if kind == "convlstm":
         return ConvLSTMPredictor(channels, hidden, layers, kernel, patch, head)
     if kind == "conv3d":

@@ -85,7 +85,8 @@ class Predictor(InferenceModel):
         c = config
         return {"gen": build_predictor(c.predictor, channels=c.channels, context=c.context_frames,
                                        future=c.future_frames, hidden=c.hidden, layers=c.layers, kernel=c.kernel,
-                                       patch=c.patch, head=c.head)}
+                                       patch=c.patch, head=c.head, flow_correction=c.use_flow_correction,
+                                       guard_means=c.use_guarded_means)}
 
     @classmethod
     def from_nets(cls, nets: dict[str, nn.Module], config: VideoConfig, device: torch.device) -> Predictor:

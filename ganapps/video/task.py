@@ -99,7 +99,8 @@ class VideoTask:
         c = self.config
         nets: dict[str, nn.Module] = {"gen": build_predictor(
             c.predictor, channels=c.channels, context=c.context_frames, future=c.future_frames, hidden=c.hidden,
-            layers=c.layers, kernel=c.kernel, patch=c.patch, head=c.head)}
+            layers=c.layers, kernel=c.kernel, patch=c.patch, head=c.head, flow_correction=c.use_flow_correction,
+            guard_means=c.use_guarded_means)}
         if c.adv_weight > 0:
             nets["disc"] = VideoDiscriminator(c.channels, c.disc_width)
             if c.use_frame_disc:

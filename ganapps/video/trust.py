@@ -6,6 +6,9 @@ synthesis (a residual) for what no candidate holds. The weights come from a smal
 flows and a *context check*: how well each candidate would have predicted the last context frame from earlier
 ones. At initialisation the head is zero, so copy-last and each flow extrapolation are exactly the model with one
 gate bias raised (`set_choice`): training starts from the classical answers and learns when to trust which.
+Two variants of the research net (/work/research/video, run w32q) are options: `flow_correction` adds an eighth
+candidate, the 2-pair flow plus a learned per-pixel correction; `guard_means=False` gives the plain temporal means
+(the last 4 frames; the last 3 warped by the 2-pair velocity) it was trained with.
 
 Plain nn.Module with integer arguments; imports torch and `nets` (warp, farneback_prior) only. The Farneback flows
 are not differentiable: training feeds precomputed ones (`forward(..., flows=)`), inference computes them.
@@ -28,6 +31,8 @@ N_CAND = len(CANDIDATES)
 AGREE_TOL = 0.1
 """Scale (on the [-1, 1] range: ~13 grey levels) of the 5x5-averaged difference at which a context frame stops
 counting in the temporal means: weight exp(-(d / AGREE_TOL)^2)."""
+Gates = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+"""(weights (B, K, n_cand, H, W), synthesis (B, K, C, H, W), flow correction (B, 2, H, W) or None)."""
 PRIOR_SCALE = 30.0
 """The two prior scales live on a scale of ~1-50; they are stored divided by this, so Adam moves them this much
 faster than the convolution weights."""
@@ -72,33 +77,47 @@ def agreement(frame: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 class Anchor:
     """Everything the candidates of one anchor frame need, computed once for all horizons: the frames up to
-    `anchor`, the motion per frame step v1 (1 pair) and v2 (2 pairs, as `motion_prior`), the agreement weights of
-    the earlier frames for the temporal mean and of the two flow-aligned earlier frames for the motion-compensated
-    mean."""
+    `anchor`, the motion per frame step v1 (1 pair) and v2 (2 pairs, as `motion_prior`), and with `guard` the
+    agreement weights of the earlier frames for the temporal mean and of the two flow-aligned earlier frames for the
+    motion-compensated mean. Without `guard` the means are plain: the last 4 frames, and the last 3 each warped
+    by (k + i) v2 (the research net's `mean4` and `mc_mean3`)."""
 
-    def __init__(self, c: torch.Tensor, anchor: int, f1: torch.Tensor, f2: torch.Tensor):
-        self.last, self.f1, self.f2 = c[:, anchor], f1, f2
+    def __init__(self, c: torch.Tensor, anchor: int, f1: torch.Tensor, f2: torch.Tensor, guard: bool = True):
+        self.last, self.f1, self.f2, self.guard = c[:, anchor], f1, f2, guard
         self.v1, self.v2 = f1, (f1 + f2 / 2) / 2
-        past = [c[:, anchor - j] for j in range(1, anchor + 1)]  # c[a-1], c[a-2], ... c[0]
-        w = [agreement(p, self.last) for p in past]
-        self.mean = (self.last + sum(wi * p for wi, p in zip(w, past, strict=True))) / (1 + sum(w))
+        if guard:
+            past = [c[:, anchor - j] for j in range(1, anchor + 1)]  # c[a-1], c[a-2], ... c[0]
+            w = [agreement(p, self.last) for p in past]
+            self.mean = (self.last + sum(wi * p for wi, p in zip(w, past, strict=True))) / (1 + sum(w))
+        else:
+            self.mean = c[:, anchor - 3:anchor + 1].mean(1)
         self.earlier = (c[:, anchor - 1], c[:, anchor - 2])
-        self.aligned_w = [agreement(warp(p, f), self.last) for p, f in zip(self.earlier, (f1, f2), strict=True)]
+        self.aligned_w = [agreement(warp(p, f), self.last) for p, f in zip(self.earlier, (f1, f2), strict=True)] \
+            if guard else None
 
     def candidates(self, k: int) -> torch.Tensor:
         """Frame anchor+k by each candidate -> (B, N_CAND, C, H, W) in the order of CANDIDATES."""
         step = k * self.v2
         f2 = warp(self.last, step)
-        num, den = f2, 1.0
-        for p, f, w in zip(self.earlier, (self.f1, self.f2), self.aligned_w, strict=True):
-            wk = warp(w, step)
-            num, den = num + wk * warp(p, f + step), den + wk
-        outs = [self.last, warp(self.last, k * self.v1), f2, warp(self.last, step / 2), self.mean, num / den, blur(f2)]
+        if self.guard:
+            num, den = f2, 1.0
+            for p, f, w in zip(self.earlier, (self.f1, self.f2), self.aligned_w, strict=True):
+                wk = warp(w, step)
+                num, den = num + wk * warp(p, f + step), den + wk
+            mc = num / den
+        else:
+            mc = (f2 + sum(warp(p, (k + i) * self.v2) for i, p in enumerate(self.earlier, 1))) / 3
+        outs = [self.last, warp(self.last, k * self.v1), f2, warp(self.last, step / 2), self.mean, mc, blur(f2)]
         return torch.stack(outs, 1)
+
+    def learned(self, k: int, dv: torch.Tensor) -> torch.Tensor:
+        """The flow-correction candidate: the last frame warped by k (v2 + dv), dv (B, 2, H, W) -> (B, 1, C, H, W)."""
+        return warp(self.last, k * (self.v2 + dv))[:, None]
 
 
 class TrustNet(nn.Module):
-    """Per-pixel trust over CANDIDATES + a learned synthesis, for `horizons` horizons at once.
+    """Per-pixel trust over CANDIDATES (+ "flow_learned" with `flow_correction`) + a learned synthesis, for
+    `horizons` horizons at once.
 
     forward(context (B, T>=6, C, H, W) in [-1, 1], future, flows=None) -> (B, future, C, H, W); `flows`
     (B, 6, 2, H, W) from `context_flows` (computed here when None). The U-Net runs at 1/`down` resolution; its gates
@@ -108,9 +127,13 @@ class TrustNet(nn.Module):
     """
 
     def __init__(self, channels: int = 3, width: int = 32, horizons: int = 5, down: int = 2, blocks: int = 2,
-                 prior_pix: float = 20.0, prior_glob: float = 2.0):
+                 prior_pix: float = 20.0, prior_glob: float = 2.0, flow_correction: bool = False,
+                 guard_means: bool = True):
         super().__init__()
         self.channels, self.horizons, self.down = channels, horizons, down
+        self.flow_correction, self.guard_means = flow_correction, guard_means
+        self.names = CANDIDATES + (("flow_learned",) if flow_correction else ())
+        self.n_cand = len(self.names)
         cin = 2 * channels + 4 + channels * (N_CAND - 1) + 4 * N_CAND  # see features()
         self.stem = nn.Sequential(nn.Conv2d(cin, width, 3, padding=1), nn.GELU())
         self.downs = nn.Sequential(nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.GELU())
@@ -118,7 +141,8 @@ class TrustNet(nn.Module):
                                                   nn.Conv2d(2 * width, 2 * width, 3, padding=1)) for _ in range(blocks))
         self.up = nn.Sequential(nn.Conv2d(3 * width, width, 3, padding=1), nn.GELU(),
                                 nn.Conv2d(width, width, 3, padding=1), nn.GELU())
-        self.head = nn.Conv2d(width, horizons * (N_CAND + channels), 1)  # per horizon: gate logits, synthesis
+        # per horizon: gate logits, synthesis; then the flow correction (2 channels) when there is one
+        self.head = nn.Conv2d(width, horizons * (self.n_cand + channels) + 2 * flow_correction, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         # the context check as a prior on the gates: logit -= pix * local backtest error + glob * log clip error
@@ -129,28 +153,37 @@ class TrustNet(nn.Module):
         """Make the (untrained) model one candidate exactly: its gate bias `logit`, the others and the prior 0."""
         self.head.bias.zero_()
         self.prior.zero_()
-        self.head.bias.view(self.horizons, N_CAND + self.channels)[:, CANDIDATES.index(name)] = logit
+        gates = self.head.bias[:self.horizons * (self.n_cand + self.channels)]
+        gates.view(self.horizons, self.n_cand + self.channels)[:, self.names.index(name)] = logit
 
     def features(self, c: torch.Tensor, flows: torch.Tensor,
                  now: Anchor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Net input (B, cin, H, W): last frame, its change, v1 and v2 (/4), the k=1 candidates minus the last
         frame, and the context check: per candidate, |candidate - c5| (channel mean, x4) when predicting c5 from
         c4 (k=1) and from c3 (k=2), per pixel and as a clip-level log mean.
-        -> (features, backtest error per pixel (B, N_CAND, H, W), log clip error (B, N_CAND, 1, 1)), the last two
+        -> (features, backtest error per pixel (B, n_cand, H, W), log clip error (B, n_cand, 1, 1)), the last two
         averaged over the two checks. `now`: the anchor-5 candidates' inputs, when already computed."""
-        now = now or Anchor(c, 5, *anchor_flows(flows, 5))
+        now = now or self.anchor(c, flows)
         cand1 = now.candidates(1)
         feats = [now.last, now.last - c[:, 4], now.v1 / 4, now.v2 / 4, (cand1[:, 1:] - now.last[:, None]).flatten(1, 2)]
         pix, glob = 0, 0
         for anchor, k in ((4, 1), (3, 2)):
-            err = (Anchor(c, anchor, *anchor_flows(flows, anchor)).candidates(k) - c[:, 5:6]).abs().mean(2)
+            err = (Anchor(c, anchor, *anchor_flows(flows, anchor), self.guard_means).candidates(k)
+                   - c[:, 5:6]).abs().mean(2)
             lg = torch.log(err.mean((2, 3), keepdim=True) + 1e-3)  # (B, N_CAND, 1, 1)
             feats += [err * 4, lg.expand_as(err) / 4]
             pix, glob = pix + err / 2, glob + lg / 2
+        if self.flow_correction:  # the learned flow borrows the 2-pair flow's context check
+            f2 = CANDIDATES.index("flow2")
+            pix, glob = torch.cat([pix, pix[:, f2:f2 + 1]], 1), torch.cat([glob, glob[:, f2:f2 + 1]], 1)
         return torch.cat(feats, 1), pix, glob
 
+    def anchor(self, c: torch.Tensor, flows: torch.Tensor) -> Anchor:
+        """The candidates' inputs at the last context frame: c (B, 6, C, H, W), flows from `context_flows`."""
+        return Anchor(c, 5, flows[:, 0], flows[:, 1], self.guard_means)
+
     def trunk(self, c: torch.Tensor, flows: torch.Tensor, now: Anchor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Everything before the 1x1 head -> (U-Net features (B, width, h, w), gate prior inputs (B, 2 N_CAND, h, w))
+        """Everything before the 1x1 head -> (U-Net features (B, width, h, w), gate prior inputs (B, 2 n_cand, h, w))
         at the net's resolution. Adapting fine-tunes only what comes after (head and prior scales)."""
         x, pix, glob = self.features(c, flows, now)
         prior = box(pix)
@@ -163,39 +196,49 @@ class TrustNet(nn.Module):
         y = F.interpolate(y, size=s.shape[-2:], mode="bilinear", align_corners=False)
         return self.up(torch.cat([s, y], 1)), torch.cat([prior, glob.expand_as(prior)], 1)
 
-    def from_trunk(self, t: torch.Tensor, priors: torch.Tensor,
-                   size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (weights (B, K, N_CAND, H, W) summing to 1 over candidates, synthesis (B, K, C, H, W)) at `size`."""
-        b = t.shape[0]
+    def from_trunk(self, t: torch.Tensor, priors: torch.Tensor, size: tuple[int, int]) -> Gates:
+        """-> (weights (B, K, n_cand, H, W) summing to 1 over candidates, synthesis (B, K, C, H, W), flow correction
+        (B, 2, H, W) pixels or None) at `size`."""
+        b, n = t.shape[0], self.n_cand
         pix, glob = priors.chunk(2, 1)
         scale = self.prior * PRIOR_SCALE
-        prior = -(scale[0] * pix + scale[1] * glob)  # (B, N_CAND, h, w)
-        y = self.head(t).view(b, self.horizons, N_CAND + self.channels, *t.shape[-2:])
+        prior = -(scale[0] * pix + scale[1] * glob)  # (B, n_cand, h, w)
+        out = self.head(t)
+        y = out[:, :self.horizons * (n + self.channels)].view(b, self.horizons, n + self.channels, *t.shape[-2:])
         y = y + F.pad(prior, (0, 0, 0, 0, 0, self.channels))[:, None]  # the prior enters the gate logits only
+        y = torch.cat([y.flatten(1, 2), out[:, self.horizons * (n + self.channels):]], 1)
         if tuple(y.shape[-2:]) != tuple(size):
-            y = F.interpolate(y.flatten(1, 2), size=size, mode="bilinear", align_corners=False)
-            y = y.view(b, self.horizons, N_CAND + self.channels, *size)
-        return torch.softmax(y[:, :, :N_CAND], 2), y[:, :, N_CAND:]
+            y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        dv = y[:, -2:] if self.flow_correction else None
+        y = y[:, :self.horizons * (n + self.channels)].view(b, self.horizons, n + self.channels, *size)
+        return torch.softmax(y[:, :, :n], 2), y[:, :, n:], dv
 
-    def gates(self, c: torch.Tensor, flows: torch.Tensor,
-              now: Anchor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (weights (B, K, N_CAND, H, W), synthesis (B, K, C, H, W)) at the frames' size."""
+    def gates(self, c: torch.Tensor, flows: torch.Tensor, now: Anchor | None = None) -> Gates:
+        """-> (weights (B, K, n_cand, H, W), synthesis (B, K, C, H, W), flow correction or None) at the frames'
+        size."""
         return self.from_trunk(*self.trunk(c, flows, now), tuple(c.shape[-2:]))
 
-    def blend(self, now: Anchor, gates: tuple[torch.Tensor, torch.Tensor], frames: int) -> torch.Tensor:
+    def blend(self, now: Anchor, gates: Gates, frames: int) -> torch.Tensor:
         """sum_i weight_i x candidate_i + synthesis per horizon, the candidates from `now` (anchor 5, (B, C, H, W)
-        frames); gates at another size are resized to the frames'. -> (B, frames, C, H, W)."""
-        weights, synth = gates
+        frames); gates at another size are resized to the frames' (the flow correction scaled with them).
+        -> (B, frames, C, H, W)."""
+        weights, synth, dv = gates
         size = tuple(now.last.shape[-2:])
         if tuple(weights.shape[-2:]) != size:  # gates from a smaller copy of the clip
             b, k = weights.shape[:2]
+            ratio = torch.tensor([size[1] / weights.shape[-1], size[0] / weights.shape[-2]])  # (x, y)
             weights = F.interpolate(weights.flatten(1, 2), size=size, mode="bilinear", align_corners=False)
-            weights = weights.view(b, k, N_CAND, *size)
+            weights = weights.view(b, k, self.n_cand, *size)
             synth = F.interpolate(synth.flatten(1, 2), size=size, mode="bilinear", align_corners=False).view(b, k, -1, *size)
+            if dv is not None:  # pixels of the small copy -> pixels of the clip
+                dv = F.interpolate(dv, size=size, mode="bilinear", align_corners=False) * ratio.view(1, 2, 1, 1).to(dv)
         outs = []
         for k in range(1, frames + 1):
             j = min(k, self.horizons) - 1
-            outs.append((weights[:, j, :, None] * now.candidates(k)).sum(1) + synth[:, j])
+            cand = now.candidates(k)
+            if dv is not None:
+                cand = torch.cat([cand, now.learned(k, dv)], 1)
+            outs.append((weights[:, j, :, None] * cand).sum(1) + synth[:, j])
         return torch.stack(outs, 1)
 
     def forward(self, context: torch.Tensor, future: int, targets: torch.Tensor | None = None,
@@ -206,7 +249,7 @@ class TrustNet(nn.Module):
         add, so it returns the future frames too."""
         c = context[:, -CONTEXT:]
         flows = context_flows(c) if flows is None else flows
-        now = Anchor(c, 5, flows[:, 0], flows[:, 1])
+        now = self.anchor(c, flows)
         return self.blend(now, self.gates(c, flows, now), future)
 
     @torch.no_grad()
@@ -216,7 +259,7 @@ class TrustNet(nn.Module):
         c = context[:, -CONTEXT:]
         hi = hires[:, -CONTEXT:]
         g = self.gates(c, context_flows(c))
-        now = Anchor(hi, 5, farneback_prior(hi[:, 5], hi[:, 4]), farneback_prior(hi[:, 5], hi[:, 3]))
+        now = Anchor(hi, 5, farneback_prior(hi[:, 5], hi[:, 4]), farneback_prior(hi[:, 5], hi[:, 3]), self.guard_means)
         return self.blend(now, g, future).clamp(-1, 1)
 
     def adapted(self, frames: torch.Tensor, steps: int, lr: float = 5e-4, patience: int = 8, max_windows: int = 8,
@@ -226,7 +269,8 @@ class TrustNet(nn.Module):
         the others are trained on (log-MSE). The held-out error is measured before the first step and after every
         step; the copy keeps the weights of the best step (step 0 = this net unchanged) and stops after `patience`
         steps without improvement. Only the 1x1 head and the prior scales are tuned, on cached trunk features and
-        candidates of the last `max_windows` windows. -> (copy, {"steps_run", "best_step", "held_out": [...]})."""
+        candidates of the last `max_windows` windows; the flow correction's channels stay as trained (its candidate
+        is computed once). -> (copy, {"steps_run", "best_step", "held_out": [...]})."""
         t = frames.shape[0]
         if t < CONTEXT + 2:
             raise ValueError(f"adapting needs at least {CONTEXT + 2} known frames, got {t}")
@@ -242,13 +286,20 @@ class TrustNet(nn.Module):
         size = tuple(frames.shape[-2:])
         with torch.no_grad():
             flows = context_flows(ctx)
-            now = Anchor(ctx, 5, flows[:, 0], flows[:, 1])
+            now = work.anchor(ctx, flows)
             trunk, priors = work.trunk(ctx, flows, now)
-            cands = [now.candidates(k) for k in range(1, self.horizons + 1)]  # K x (S, N_CAND, C, H, W)
+            cands = [now.candidates(k) for k in range(1, self.horizons + 1)]  # K x (S, n_cand, C, H, W)
+            if self.flow_correction:
+                dv0 = work.from_trunk(trunk, priors, size)[2]
+                cands = [torch.cat([cd, now.learned(k, dv0)], 1) for k, cd in enumerate(cands, 1)]
+                keep = torch.ones_like(work.head.bias)
+                keep[-2:] = 0  # the flow correction's head rows get no gradient
+                work.head.weight.register_hook(lambda g: g * keep.view(-1, 1, 1, 1))
+                work.head.bias.register_hook(lambda g: g * keep)
         opt = torch.optim.Adam([*work.head.parameters(), work.prior], lr=lr)
 
         def errors() -> tuple[torch.Tensor, torch.Tensor]:
-            w, synth = work.from_trunk(trunk, priors, size)
+            w, synth, _ = work.from_trunk(trunk, priors, size)
             pred = torch.stack([(w[:, k, :, None] * cands[k]).sum(1) + synth[:, k] for k in range(self.horizons)], 1)
             mse = (pred - target).pow(2).mean((2, 3, 4))  # (S, K)
             return (torch.log(mse + 1e-5) * train_m).sum() / train_m.sum(), (mse * held_m).sum() / held_m.sum()
@@ -273,3 +324,13 @@ class TrustNet(nn.Module):
         work.load_state_dict(best)
         return work.eval(), {"steps_run": step, "best_step": best_step, "held_out": record}
 
+
+
+def convert_research_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict of the research TrustNet (/work/research/video/trustnet.py: separate `prior_pix`, `prior_glob`
+    scalars, eight candidates with the flow correction) -> this module's keys, for
+    `TrustNet(..., flow_correction=True, guard_means=False)`. Every other tensor keeps its name and shape."""
+    out = {k: v for k, v in state.items() if k not in ("prior_pix", "prior_glob")}
+    if "prior" not in state:
+        out["prior"] = torch.stack([state["prior_pix"], state["prior_glob"]]).float() / PRIOR_SCALE
+    return out

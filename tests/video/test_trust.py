@@ -9,7 +9,16 @@ import torch
 from torch import nn
 
 from ganapps.video.pipeline import copy_last, flow_extrapolate
-from ganapps.video.trust import AGREE_TOL, CANDIDATES, CONTEXT, Anchor, TrustNet, context_flows
+from ganapps.video.trust import (
+    AGREE_TOL,
+    CANDIDATES,
+    CONTEXT,
+    PRIOR_SCALE,
+    Anchor,
+    TrustNet,
+    context_flows,
+    convert_research_state,
+)
 
 torch.set_num_threads(1)
 
@@ -21,24 +30,52 @@ def pan(frames: int = 8, size: int = 64, speed: float = 1.5, seed: int = 0) -> t
     return torch.stack([base[..., 8:8 + size, 8 + int(speed * t):8 + size + int(speed * t)] for t in range(frames)], 1)
 
 
-def test_untrained_net_is_copy_last_and_each_flow_extrapolation_exactly_roll_out_included():
+@pytest.mark.parametrize("variant", [{}, {"flow_correction": True, "guard_means": False}])
+def test_untrained_net_is_copy_last_and_each_flow_extrapolation_exactly_roll_out_included(variant):
     ctx = pan()[:, :CONTEXT]
-    net = TrustNet(3, 8, horizons=5).eval()
+    net = TrustNet(3, 8, horizons=5, **variant).eval()
+    refs = [("copy_last", copy_last(ctx, 7)), ("flow1", flow_extrapolate(ctx, 7, 1)),
+            ("flow2", flow_extrapolate(ctx, 7, 2))]
+    if variant:  # the learned flow starts with a zero correction: the 2-pair extrapolation
+        refs.append(("flow_learned", refs[2][1]))
     with torch.no_grad():
-        for name, ref in (("copy_last", copy_last(ctx, 7)), ("flow1", flow_extrapolate(ctx, 7, 1)),
-                          ("flow2", flow_extrapolate(ctx, 7, 2))):
+        for name, ref in refs:
             net.set_choice(name)
             out = net(ctx, 7)  # 7 > 5 horizons: the roll-out too
             # the other gates weigh softmax(-40) ~ 4e-18 each: far below float32 rounding of values <= 1
             assert float((out - ref).abs().max()) <= 1e-6, name
 
 
+def test_plain_means_are_the_last_four_frames_and_the_last_three_motion_compensated():
+    torch.manual_seed(3)
+    ctx = torch.rand(1, CONTEXT, 3, 16, 16) * 2 - 1
+    zero = torch.zeros(1, 2, 16, 16)
+    cand = Anchor(ctx, 5, zero, zero, guard=False).candidates(2)[0]  # no motion: every warp is the identity
+    assert torch.allclose(cand[CANDIDATES.index("mean")], ctx[0, 2:].mean(0), atol=1e-6)
+    assert torch.allclose(cand[CANDIDATES.index("mc_mean")], ctx[0, 3:].mean(0), atol=1e-6)
+
+
+def test_research_state_dict_converts_to_the_same_net():
+    net = TrustNet(3, 8, flow_correction=True, guard_means=False)
+    nn.init.normal_(net.head.weight, std=0.1)
+    state = {k: v.clone() for k, v in net.state_dict().items() if k != "prior"}
+    state.update(prior_pix=torch.tensor(2.5), prior_glob=torch.tensor(1.25))  # the research keeps two scalars
+    other = TrustNet(3, 8, flow_correction=True, guard_means=False)
+    other.load_state_dict(convert_research_state(state))
+    assert torch.allclose(other.prior * PRIOR_SCALE, torch.tensor([2.5, 1.25]))
+    assert torch.equal(other.head.weight, net.head.weight)
+
+
 def test_head_starts_at_zero_synthesis_and_uniform_gates_without_the_prior():
     x = pan()[:, :CONTEXT]
     net = TrustNet(3, 8, prior_pix=0, prior_glob=0).eval()
     with torch.no_grad():
-        w, synth = net.gates(x, context_flows(x))
-    assert torch.equal(w, torch.full_like(w, 1 / len(CANDIDATES))) and float(synth.abs().max()) == 0
+        w, synth, dv = net.gates(x, context_flows(x))
+    assert torch.equal(w, torch.full_like(w, 1 / len(CANDIDATES))) and float(synth.abs().max()) == 0 and dv is None
+    net = TrustNet(3, 8, prior_pix=0, prior_glob=0, flow_correction=True).eval()
+    with torch.no_grad():
+        w, synth, dv = net.gates(x, context_flows(x))
+    assert w.shape[2] == len(CANDIDATES) + 1 and float(dv.abs().max()) == 0 == float(synth.abs().max())
 
 
 def test_temporal_means_leave_out_frames_that_disagree_locally_a_blink():
