@@ -131,8 +131,10 @@ def predict(
 
 def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int,
                 stride: int | None) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
-    """-> (windows (N, context + k, C, size, size), a name per window, the frames known before each window's
-    prediction point (N, T', C, size, size) for --adapt, or None where only the window is read)."""
+    """-> (windows (N, context + k, C, H, W), a name per window, the frames known before each window's
+    prediction point (N, T', C, H, W) for --adapt, or None where only the window is read). Footage clips keep
+    their own size and colour (128 px RGB: the model runs through `Predictor.__call__`, which resizes or replays
+    its motion at full size); the other data come at the model's size."""
     tc, size, gray = predictor.context, predictor.size, predictor.config.channels == 1
     n = tc + k
     history = None
@@ -140,7 +142,7 @@ def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int,
         from ..recipes import video_footage
 
         folder = video_footage.validation() if data[0] == "footage" else video_footage.tuning()
-        ds = FootageWindows(folder / "clips.npy", n, starts="last", size=size, gray=gray)
+        ds = FootageWindows(folder / "clips.npy", n, starts="last")
         names = [i["file"] for i in video_footage.load_set(folder)[1]]
         history = lambda i: ds.frames(i, 0, ds.clips.shape[1] - k)  # noqa: E731 (every frame before the targets)
     elif len(data) == 1 and data[0] == "mnist":
@@ -157,7 +159,7 @@ def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int,
     count = min(max_clips, len(ds))
     idx = np.linspace(0, len(ds) - 1, count).round().astype(int).tolist()
     clips = torch.stack([ds[i] for i in idx])  # (N, T, C, H, W)
-    if clips.shape[-1] != size or clips.shape[-2] != size:
+    if history is None and (clips.shape[-1] != size or clips.shape[-2] != size):
         raise InputError(f"{data[0]}: frames are {clips.shape[-2]}x{clips.shape[-1]}, the model runs at {size}x{size}")
     known = torch.stack([history(i) for i in idx]) if history is not None else None
     return clips, [names[i] for i in idx], known
@@ -242,7 +244,7 @@ def evaluate(
     preds = []
     for i in tqdm(range(len(x)), disable=quiet, unit="clip", file=sys.stderr):
         p = predictor.adapted(known[i], adapt) if adapt else predictor
-        preds.append(p.predict_native(context[i], k).unsqueeze(0))
+        preds.append(p(context[i], k).unsqueeze(0))  # (1, k, C, H, W) at the clip's size
     outputs = {"model": torch.cat(preds), "copy_last": copy_last(context, k)}
     if flow and context.shape[1] >= 2:
         outputs.update(flow=flow_extrapolate(context, k, 1), flow2=flow_extrapolate(context, k, 2))
@@ -251,4 +253,4 @@ def evaluate(
     if json_out:
         print_json(result)
         return
-    _print_evaluation(result, rows, predictor.size, predictor.context, k)
+    _print_evaluation(result, rows, x.shape[-1], predictor.context, k)

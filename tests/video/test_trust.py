@@ -136,3 +136,60 @@ def test_high_resolution_replay_matches_the_model_size_when_they_are_equal():
     with torch.no_grad():
         assert torch.allclose(net.predict_hires(x, 4, x), net(x, 4).clamp(-1, 1), atol=1e-6)
         assert net.predict_hires(x, 2, pan(size=64)[:, :CONTEXT]).shape == (1, 2, 3, 64, 64)
+
+
+def _held_out_error(pred, frames: torch.Tensor) -> float:
+    """Mean squared error of every prediction of the last known frame, one per window whose horizons reach it,
+    computed through the predictor's public call (independently of the adapting code's own bookkeeping)."""
+    t, tc, k = frames.shape[0], pred.context, pred.config.future_frames
+    errs = []
+    for s in range(max(0, t - 1 - tc - k + 1), t - tc):
+        h = t - 1 - (s + tc) + 1  # the horizon at which window s predicts frame t-1
+        out = pred(frames[s:s + tc], h)
+        errs.append(float((out[h - 1] - frames[t - 1]).pow(2).mean()))
+    return sum(errs) / len(errs)
+
+
+@pytest.mark.parametrize("kind", ["convlstm", "trustnet"])
+def test_adapting_with_many_steps_never_ends_worse_on_the_held_out_last_frame(kind):
+    from ganapps.video.config import PRESETS, VideoConfig
+    from ganapps.video.nets import build_predictor
+    from ganapps.video.pipeline import Predictor
+
+    torch.manual_seed(4)
+    extra = {"predictor": "trustnet", "context_frames": CONTEXT, "future_frames": 3, "hidden": 8} \
+        if kind == "trustnet" else {}
+    cfg = VideoConfig(**{**PRESETS["tiny"], "use_gray": False, "size": 32, **extra})
+    net = build_predictor(cfg.predictor, channels=3, context=cfg.context_frames, future=cfg.future_frames,
+                          hidden=cfg.hidden, layers=cfg.layers, kernel=cfg.kernel, patch=cfg.patch, head=cfg.head)
+    if kind == "trustnet":
+        nn.init.normal_(net.head.weight, std=0.3)  # a "trained" head for the adapting to move away from
+    pred = Predictor(net, cfg)
+    frames = pan(frames=cfg.context_frames + 4, size=32, speed=2, seed=5)[0]  # (T, 3, 32, 32)
+    # a step size far too large for a few windows: left alone, the held-out error would climb
+    adapted = pred.adapted(frames, steps=60, lr=0.05, patience=60)
+    rec = adapted.adapt_record
+    assert rec["steps_run"] == 60 and max(rec["held_out"][1:]) > rec["held_out"][0]
+    before, after = _held_out_error(pred, frames), _held_out_error(adapted, frames)
+    # the copy holds the held-out best of steps 0..60; both figures go through float32 convolutions in different
+    # batch shapes, whence the relative 1e-4
+    assert after <= before * (1 + 1e-4), (before, after)
+    assert after == pytest.approx(rec["held_out"][rec["best_step"]], rel=1e-4)
+
+
+def test_the_shipped_default_model_matches_its_card_and_is_a_trustnet_that_rolls_out():
+    import hashlib
+
+    import yaml
+
+    from ganapps.engine.checkpoint import shipped_model
+    from ganapps.video.pipeline import Predictor
+
+    folder = shipped_model(Predictor.default_model)
+    card = yaml.safe_load((folder / "card.yaml").read_text())
+    assert hashlib.sha256((folder / "weights.safetensors").read_bytes()).hexdigest() == card["weights"]["sha256"]
+    pred = Predictor.from_checkpoint(device="cpu")
+    assert isinstance(pred.net, TrustNet) and pred.context == CONTEXT
+    clip = pan(frames=CONTEXT, size=48)[0]  # (6, 3, 48, 48): not the model's 128 px
+    out = pred(clip, 7)  # beyond the 5 trained horizons
+    assert out.shape == (7, 3, 48, 48) and torch.isfinite(out).all() and float(out.abs().max()) <= 1
