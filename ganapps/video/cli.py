@@ -190,7 +190,9 @@ def _print_evaluation(result: dict, rows: dict, size: int, context: int, k: int)
     table = result["per_clip"]
     names = list(rows)
     print(f"{result['clips']} clips, {context} -> {k} frames at {size}x{size}" +
-          (f", adapted {result['adapt_steps']} steps on each clip's earlier frames" if result.get("adapt_steps") else ""))
+          (f", adapted up to {result['adapt_steps']} steps on each clip's earlier frames (held-out best step: "
+           f"{np.mean([r['best_step'] for r in result['adapt_runs']]):.1f} on average, "
+           f"{result['adapt_seconds_per_clip']:.1f} s/clip)" if result.get("adapt_steps") else ""))
     print("per clip, PSNR dB averaged over horizons:")
     width = max(12, *(len(r["clip"]) for r in table))
     print(f"  {'clip':{width}s} " + " ".join(f"{n:>10s}" for n in names)
@@ -227,6 +229,7 @@ def evaluate(
     pairs), the share of clips where the model is below the better of them, and MSE / MAE / PSNR / SSIM per
     horizon. MSE and MAE follow OpenSTL: summed over a frame's pixels on a 0-1 scale, averaged over clips."""
     import sys
+    import time
 
     from tqdm.auto import tqdm
 
@@ -241,15 +244,22 @@ def evaluate(
         raise InputError("--adapt: evaluate adapts on the frames before each clip's prediction point, which only "
                          "--data footage / footage-tune provides here")
     context, target = x[:, :predictor.context], x[:, predictor.context:]
-    preds = []
+    preds, runs, t_adapt = [], [], 0.0
     for i in tqdm(range(len(x)), disable=quiet, unit="clip", file=sys.stderr):
-        p = predictor.adapted(known[i], adapt) if adapt else predictor
+        p = predictor
+        if adapt:
+            t0 = time.perf_counter()
+            p = predictor.adapted(known[i], adapt)
+            t_adapt += time.perf_counter() - t0
+            runs.append({k_: p.adapt_record[k_] for k_ in ("steps_run", "best_step")})
         preds.append(p(context[i], k).unsqueeze(0))  # (1, k, C, H, W) at the clip's size
     outputs = {"model": torch.cat(preds), "copy_last": copy_last(context, k)}
     if flow and context.shape[1] >= 2:
         outputs.update(flow=flow_extrapolate(context, k, 1), flow2=flow_extrapolate(context, k, 2))
     rows = {name: horizon_metrics(p, target) for name, p in outputs.items()}
     result = {"clips": len(x), "frames": k, "adapt_steps": adapt, **rows, **per_clip_table(outputs, target, names)}
+    if adapt:  # per clip: steps run before early stopping and the held-out-best step kept (0: unchanged)
+        result.update(adapt_runs=runs, adapt_seconds_per_clip=t_adapt / len(x))
     if json_out:
         print_json(result)
         return
