@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from ganapps.engine.errors import InputError
 from ganapps.video.pipeline import copy_last, flow_extrapolate
 from ganapps.video.trust import (
     AGREE_TOL,
@@ -193,3 +194,81 @@ def test_the_shipped_default_model_matches_its_card_and_is_a_trustnet_that_rolls
     clip = pan(frames=CONTEXT, size=48)[0]  # (6, 3, 48, 48): not the model's 128 px
     out = pred(clip, 7)  # beyond the 5 trained horizons
     assert out.shape == (7, 3, 48, 48) and torch.isfinite(out).all() and float(out.abs().max()) <= 1
+
+
+def test_footage_windows_cache_the_flows_the_net_would_compute_and_mirror_them_with_the_frames(tmp_path):
+    import numpy as np
+
+    from ganapps.video.data import FootageWindows
+    from ganapps.video.nets import farneback_prior
+    from ganapps.video.trust import FLOW_PAIRS
+
+    clips = torch.cat([pan(frames=9, size=32, speed=s, seed=s) for s in (1, 2)])  # (2, 9, 3, 32, 32)
+    path = tmp_path / "clips.npy"
+    np.save(path, ((clips + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).numpy())
+    ds = FootageWindows(path, CONTEXT + 2, flow_pairs=FLOW_PAIRS, flow_fn=farneback_prior)
+    assert len(ds) == 2 * 2 and len(list(tmp_path.glob("clips.flows-*.npy"))) == 1
+    for i in range(len(ds)):
+        frames, flows = ds[i]
+        ref = context_flows(frames[None, :CONTEXT])[0]  # (6, 2, H, W) as the net computes them
+        # the cache holds float16: relative rounding 2^-11 of flows of a few pixels
+        assert torch.allclose(flows, ref, atol=2e-3 * (1 + float(ref.abs().max()))), i
+
+    def no_flows(*_):
+        raise AssertionError("the cache should have been reused")
+
+    flipped = FootageWindows(path, CONTEXT + 2, flip=True, flow_pairs=FLOW_PAIRS, flow_fn=no_flows)
+    torch.manual_seed(0)
+    seen, plain_frames, plain_flows = set(), *ds[3]
+    for _ in range(16):
+        frames, flows = flipped[3]
+        is_flipped = not torch.equal(frames, plain_frames)
+        seen.add(is_flipped)
+        if is_flipped:
+            assert torch.equal(frames, plain_frames.flip(-1))
+            mirrored = plain_flows.flip(-1) * torch.tensor([-1.0, 1.0]).view(1, 2, 1, 1)
+            assert torch.equal(flows, mirrored)
+    assert seen == {True, False}
+    with pytest.raises(InputError, match="windows of 20"):
+        FootageWindows(path, 20)
+
+
+def test_trustnet_trains_resumes_exports_and_evaluates_per_clip(tmp_path, capsys):
+    import json
+
+    import cv2
+    import numpy as np
+
+    from ganapps.cli import main as cli_main
+
+    data = tmp_path / "videos"
+    data.mkdir()
+    for i in range(2):
+        frames = ((pan(frames=10, size=32, speed=1 + i, seed=i)[0] + 1) * 127.5).byte().permute(0, 2, 3, 1).numpy()
+        wr = cv2.VideoWriter(str(data / f"v{i}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 32))
+        for f in frames:
+            wr.write(np.ascontiguousarray(f[..., ::-1]))
+        wr.release()
+    args = ["video", "train", "--preset", "tiny", "--data", str(data), "--predictor", "trustnet", "--context-frames",
+            "6", "--future-frames", "2", "--size", "32", "--recon-loss", "logmse", "--gdl-weight", "0",
+            "--context-loss-weight", "0", "--adv-weight", "0", "--quiet", "--no-write-report", "--json"]
+    assert cli_main([*args, "--out", str(tmp_path / "full")]) == 0
+    full = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert np.isfinite(full["psnr_mean"]) and "psnr_gain_mean" in full and 0 <= full["clips_below"] <= 2
+    assert cli_main([*args, "--out", str(tmp_path / "half"), "--steps", "2"]) == 0
+    assert cli_main([*args, "--out", str(tmp_path / "half"), "--steps", "4", "--resume"]) == 0
+    capsys.readouterr()
+
+    def last_loss(run: str) -> float:
+        rows = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return [r for r in rows if "loss/recon" in r][-1]["loss/recon"]
+
+    assert last_loss("half") == pytest.approx(last_loss("full"), rel=1e-5)
+    assert cli_main(["video", "evaluate", "--model", str(tmp_path / "full"), "--data", str(data), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = ev["per_clip"]
+    assert len(rows) == ev["clips"] and len(ev["per_clip_horizon"]["model"][0]) == 2
+    for r in rows:  # the better baseline is the best of the three, the gain the model's distance to it
+        assert r["best_baseline"] == max(r["copy_last"], r["flow"], r["flow2"])
+        assert r["gain"] == pytest.approx(r["model"] - r["best_baseline"], abs=2e-3)
+    assert ev["clips_below"] == sum(r["gain"] < 0 for r in rows)
