@@ -283,7 +283,7 @@ class TrustNet(nn.Module):
         target = frames[idx.clamp(max=last)]  # (S, K, C, H, W)
         train_m, held_m = (idx < last).float(), (idx == last).float()
         work = copy.deepcopy(self).eval()
-        size = tuple(frames.shape[-2:])
+        size, hooks = tuple(frames.shape[-2:]), []
         with torch.no_grad():
             flows = context_flows(ctx)
             now = work.anchor(ctx, flows)
@@ -294,8 +294,8 @@ class TrustNet(nn.Module):
                 cands = [torch.cat([cd, now.learned(k, dv0)], 1) for k, cd in enumerate(cands, 1)]
                 keep = torch.ones_like(work.head.bias)
                 keep[-2:] = 0  # the flow correction's head rows get no gradient
-                work.head.weight.register_hook(lambda g: g * keep.view(-1, 1, 1, 1))
-                work.head.bias.register_hook(lambda g: g * keep)
+                hooks = [work.head.weight.register_hook(lambda g: g * keep.view(-1, 1, 1, 1)),
+                         work.head.bias.register_hook(lambda g: g * keep)]
         opt = torch.optim.Adam([*work.head.parameters(), work.prior], lr=lr)
 
         def errors() -> tuple[torch.Tensor, torch.Tensor]:
@@ -321,6 +321,8 @@ class TrustNet(nn.Module):
                 since += 1
                 if since >= patience:
                     break
+        for hook in hooks:
+            hook.remove()
         work.load_state_dict(best)
         return work.eval(), {"steps_run": step, "best_step": best_step, "held_out": record}
 

@@ -151,20 +151,23 @@ def _held_out_error(pred, frames: torch.Tensor) -> float:
     return sum(errs) / len(errs)
 
 
-@pytest.mark.parametrize("kind", ["convlstm", "trustnet"])
+@pytest.mark.parametrize("kind", ["convlstm", "trustnet", "trustnet-research"])
 def test_adapting_with_many_steps_never_ends_worse_on_the_held_out_last_frame(kind):
     from ganapps.video.config import PRESETS, VideoConfig
     from ganapps.video.nets import build_predictor
     from ganapps.video.pipeline import Predictor
 
     torch.manual_seed(4)
-    extra = {"predictor": "trustnet", "context_frames": CONTEXT, "future_frames": 3, "hidden": 8} \
-        if kind == "trustnet" else {}
+    extra = {"predictor": "trustnet", "context_frames": CONTEXT, "future_frames": 3, "hidden": 8,
+             "use_flow_correction": kind == "trustnet-research", "use_guarded_means": kind == "trustnet"} \
+        if kind.startswith("trustnet") else {}
     cfg = VideoConfig(**{**PRESETS["tiny"], "use_gray": False, "size": 32, **extra})
     net = build_predictor(cfg.predictor, channels=3, context=cfg.context_frames, future=cfg.future_frames,
-                          hidden=cfg.hidden, layers=cfg.layers, kernel=cfg.kernel, patch=cfg.patch, head=cfg.head)
-    if kind == "trustnet":
+                          hidden=cfg.hidden, layers=cfg.layers, kernel=cfg.kernel, patch=cfg.patch, head=cfg.head,
+                          flow_correction=cfg.use_flow_correction, guard_means=cfg.use_guarded_means)
+    if kind.startswith("trustnet"):
         nn.init.normal_(net.head.weight, std=0.3)  # a "trained" head for the adapting to move away from
+        flow_rows = net.head.weight[-2:].clone() if cfg.use_flow_correction else None
     pred = Predictor(net, cfg)
     frames = pan(frames=cfg.context_frames + 4, size=32, speed=2, seed=5)[0]  # (T, 3, 32, 32)
     # a step size far too large for a few windows: left alone, the held-out error would climb
@@ -176,6 +179,8 @@ def test_adapting_with_many_steps_never_ends_worse_on_the_held_out_last_frame(ki
     # batch shapes, whence the relative 1e-4
     assert after <= before * (1 + 1e-4), (before, after)
     assert after == pytest.approx(rec["held_out"][rec["best_step"]], rel=1e-4)
+    if kind == "trustnet-research":  # the flow correction's head rows stay as trained, and no hook is left behind
+        assert torch.equal(adapted.net.head.weight[-2:], flow_rows) and not adapted.net.head.weight._backward_hooks
 
 
 def test_the_shipped_default_model_matches_its_card_and_is_a_trustnet_that_rolls_out():
