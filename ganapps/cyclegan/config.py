@@ -41,9 +41,17 @@ class CycleGANConfig(AdversarialConfig):
     cache_max_images: int = opt(5000, "largest set (A + B files) kept in memory")
     strict: bool = opt(False, "a corrupt image is an error instead of a warning")
     # nets
-    gen: Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"] = opt("resnet_9blocks", "generator")
-    disc: Literal["basic", "n_layers", "pixel"] = opt("basic", "discriminator: basic (70x70 PatchGAN), n_layers, "
-                                                               "pixel")
+    gen: Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "colourtone"] = opt(
+        "resnet_9blocks", "generator; colourtone: a global colour/tone branch alone (per-image curves, colour "
+                          "matrix and split toning of the input's own pixels; identity at init, keeps all detail)")
+    upsample: Literal["transpose", "resize"] = opt(
+        "transpose", "ResNet generators' x2 upsampling: transpose (the reference's) or resize (nearest x2 + 3x3 "
+                     "conv, Odena et al. 2016: no checkerboard)")
+    use_colour_branch: bool = opt(False, "a ResNet generator beside the colourtone branch: the ResNet becomes a "
+                                         "zero-initialised residual for local edits (identity at init)")
+    disc: Literal["basic", "n_layers", "pixel", "dual"] = opt(
+        "basic", "discriminator: basic (70x70 PatchGAN), n_layers, pixel, dual (n_layers PatchGAN + a critic of "
+                 "colour statistics)")
     n_layers_d: int = opt(3, "PatchGAN layers when --disc n_layers")
     ngf: int = opt(64, "generator width")
     ndf: int = opt(64, "discriminator width")
@@ -55,7 +63,11 @@ class CycleGANConfig(AdversarialConfig):
     lambda_a: float = opt(10.0, "cycle loss weight A -> B -> A")
     lambda_b: float = opt(10.0, "cycle loss weight B -> A -> B")
     lambda_identity: float = opt(0.5, "identity loss weight as a fraction of lambda_a / lambda_b (0: off)")
+    identity_decay_steps: int = opt(0, "identity weight decays linearly to 0 at this step (0: constant, the "
+                                       "reference)")
     pool_size: int = opt(50, "image history pool size (0: off)")
+    lambda_colour: float = opt(0.0, "weight of the sliced-W1 colour loss: each fake's pixel colours vs those of "
+                                    "the target domain's last 8 real images (0: off)")
     # speed (same maths as the reference)
     use_batched_calls: bool = opt(True, "batch generator and discriminator calls that share weights (same maths)")
     use_channels_last: bool = opt(False, "channels-last memory format")
@@ -67,7 +79,17 @@ class CycleGANConfig(AdversarialConfig):
         super().__post_init__()
         require(self, positive=("load_size", "crop_size", "ngf", "ndf", "n_layers_d", "preview_images",
                                 "eval_images", "cache_max_images"),
-                non_negative=("lambda_a", "lambda_b", "lambda_identity", "init_gain", "pool_size"))
+                non_negative=("lambda_a", "lambda_b", "lambda_identity", "init_gain", "pool_size",
+                              "identity_decay_steps", "lambda_colour"))
+        for name, colour in (("gen", self.gen == "colourtone"), ("use_colour_branch", self.use_colour_branch),
+                             ("disc", self.disc == "dual")):
+            if colour and self.channels != 3:
+                raise InputError(f"option {name}={getattr(self, name)!r}: needs channels=3 (got {self.channels})")
+        if not self.gen.startswith("resnet"):
+            for name, off in (("upsample", "transpose"), ("use_colour_branch", False)):
+                if getattr(self, name) != off:
+                    raise InputError(f"option {name}={getattr(self, name)!r}: for the ResNet generators only (gen="
+                                     f"{self.gen})")
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
             raise InputError(f"option crop_size={self.crop_size}: larger than load_size={self.load_size}")
         if bool(self.data_a) != bool(self.data_b):
@@ -76,12 +98,18 @@ class CycleGANConfig(AdversarialConfig):
             raise InputError("option data: give either --data (trainA/ trainB/ layout) or --data-a/--data-b")
 
 
-# `default`: the reference's recipe. `fast`: a small CPU-friendly net (what trained models/cyclegan-default).
+# `default` (what `cyclegan train` runs without --preset): the measured fast recipe (docs/cyclegan.md, "Recipes").
+# `reference`: the reference's exact recipe. `fast`: the default recipe at a CPU-friendly size. `reference_fast`:
+# the reference's recipe at that size (what trained the first shipped model). `tiny`: for tests.
+RECIPE = {"gen": "colourtone", "disc": "dual", "ndf": 32, "adv_weight": 2.0, "lambda_colour": 5.0,
+          "identity_decay_steps": 200, "lr_g": 1e-3, "ema_halflife_images": 34.3}
+CPU_SIZE = {"preprocess": "crop", "load_size": 128, "crop_size": 64, "steps": 2500, "eval_images": 40,
+            "log_every_steps": 50, "sample_every_steps": 500, "checkpoint_every_steps": 500}
 PRESETS: dict[str, dict] = {
-    "default": {},
-    "fast": {"gen": "resnet_6blocks", "ngf": 32, "ndf": 32, "preprocess": "crop", "load_size": 128, "crop_size": 64,
-             "steps": 2500, "eval_images": 40, "log_every_steps": 50, "sample_every_steps": 500,
-             "checkpoint_every_steps": 500},
+    "default": dict(RECIPE),
+    "reference": {},
+    "fast": {**RECIPE, **CPU_SIZE},
+    "reference_fast": {"gen": "resnet_6blocks", "ngf": 32, "ndf": 32, **CPU_SIZE},
     "tiny": {"gen": "resnet_6blocks", "ngf": 8, "ndf": 8, "load_size": 36, "crop_size": 32, "steps": 20,
              "log_every_steps": 5, "sample_every_steps": 10, "checkpoint_every_steps": 10, "eval_images": 8,
              "use_tensorboard": False, "write_report": False},

@@ -1,6 +1,7 @@
 """CycleGAN's generators (ResNet 6/9 blocks, U-Net 128/256) and discriminators (PatchGAN n-layer, pixel),
-layer for layer as pytorch-CycleGAN-and-pix2pix's `networks.py`. Constructors take plain values.
-No training code and no engine imports beyond stabilizers here."""
+layer for layer as pytorch-CycleGAN-and-pix2pix's `networks.py`, with resize-conv upsampling as an option
+(Odena et al. 2016), plus the colour/tone generator and the dual (PatchGAN + colour statistics) critic of
+`colour.py`. Constructors take plain values. No training code and no engine imports beyond stabilizers here."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import torch
 from torch import nn
 
 NORMS = ("instance", "batch", "none")
-GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
-DISCRIMINATORS = ("basic", "n_layers", "pixel")
+GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "colourtone")
+DISCRIMINATORS = ("basic", "n_layers", "pixel", "dual")
+UPSAMPLINGS = ("transpose", "resize")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -45,13 +47,27 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)  # (B, dim, H, W)
 
 
+def upsample_layer(kind: str, c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
+    """x2 upsampling. "transpose": the reference's ConvTranspose2d(3, stride 2, padding 1, output_padding 1),
+    whose uneven kernel overlap paints a period-2 checkerboard; "resize": nearest x2, reflect pad, 3x3 conv
+    (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"): same receptive field growth, every output
+    pixel sees the same number of taps, so no checkerboard by construction. Same parameter count."""
+    if kind == "transpose":
+        return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+    if kind == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3, bias=bias)]
+    raise ValueError(f"unknown upsampling {kind!r}: expected one of {', '.join(UPSAMPLINGS)}")
+
+
 class ResnetGenerator(nn.Module):
     """Johnson et al. 2016's transformer net as CycleGAN uses it: c7s1-ngf, two stride-2 downsamplings,
-    `n_blocks` residual blocks at ngf*4, two transposed-conv upsamplings, c7s1 + tanh.
-    (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]; H and W multiples of 4."""
+    `n_blocks` residual blocks at ngf*4, two x2 upsamplings (`upsample`: the reference's transposed convs or
+    resize-conv), c7s1 + tanh. (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]; H and W multiples of 4.
+    `residual=True`: no tanh and a zero last conv, an unbounded correction that starts at 0 (the detail branch
+    of `ColourToneGenerator`)."""
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, norm: str = "instance",
-                 use_dropout: bool = False, n_blocks: int = 9):
+                 use_dropout: bool = False, n_blocks: int = 9, upsample: str = "transpose", residual: bool = False):
         super().__init__()
         bias = _use_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7, bias=bias), norm_layer(norm, ngf),
@@ -64,12 +80,22 @@ class ResnetGenerator(nn.Module):
             layers.append(ResnetBlock(ngf * 4, norm, use_dropout, bias))
         for i in range(2):
             mult = 2 ** (2 - i)
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
-                                          bias=bias),
+            layers += [*upsample_layer(upsample, ngf * mult, ngf * mult // 2, bias),
                        norm_layer(norm, ngf * mult // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7)]
+        if not residual:
+            layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
+        self.residual = residual
         self.size_multiple = 4
+        self.reset_identity()
+
+    def reset_identity(self) -> None:
+        """With `residual`: zero the last conv, so the net outputs 0 (its sum with the input is the identity)."""
+        if self.residual:
+            last = self.model[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)  # (B, in_ch, H, W) -> (B, out_ch, H, W)
@@ -172,12 +198,22 @@ class PixelDiscriminator(nn.Module):
         return self.net(x)  # (B, in_ch, H, W) -> (B, 1, H, W)
 
 
-def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
-    """The reference's `define_G` names: resnet_9blocks, resnet_6blocks, unet_128, unet_256."""
-    if kind == "resnet_9blocks":
-        return ResnetGenerator(in_ch, out_ch, ngf, norm, use_dropout, n_blocks=9)
-    if kind == "resnet_6blocks":
-        return ResnetGenerator(in_ch, out_ch, ngf, norm, use_dropout, n_blocks=6)
+def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use_dropout: bool, *,
+                    upsample: str = "transpose", use_colour_branch: bool = False) -> nn.Module:
+    """The reference's `define_G` names: resnet_9blocks, resnet_6blocks, unet_128, unet_256 (`upsample` applies
+    to the ResNets); "colourtone" is the global colour/tone branch alone (`ColourToneGenerator`). With
+    `use_colour_branch` a ResNet becomes the zero-initialised detail residual of a `ColourToneGenerator`
+    (colour branch + local edits; identity at init). Weight init: `init_generator`."""
+    from .colour import ColourToneGenerator
+
+    if kind == "colourtone":
+        return ColourToneGenerator()
+    if kind in ("resnet_9blocks", "resnet_6blocks"):
+        blocks = 9 if kind == "resnet_9blocks" else 6
+        net = ResnetGenerator(in_ch, out_ch, ngf, norm, use_dropout, blocks, upsample, residual=use_colour_branch)
+        return ColourToneGenerator(detail=net) if use_colour_branch else net
+    if use_colour_branch or upsample != "transpose":
+        raise ValueError(f"generator {kind!r}: the colour branch and resize upsampling are for the ResNets")
     if kind == "unet_128":
         return UnetGenerator(in_ch, out_ch, 7, ngf, norm, use_dropout)
     if kind == "unet_256":
@@ -185,13 +221,34 @@ def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use
     raise ValueError(f"unknown generator {kind!r}: expected one of {', '.join(GENERATORS)}")
 
 
+def init_generator(net: nn.Module, kind: str, gain: float) -> nn.Module:
+    """`init_weights` for a generator from `build_generator`. A `ColourToneGenerator` keeps PyTorch's default
+    init for its colour branch (0.02-scale weights would starve the parameter head of signal); its detail net
+    gets `kind`, and both come back to the exact identity (zero last layers)."""
+    from ..engine.stabilizers import init_weights
+    from .colour import ColourToneGenerator
+
+    if isinstance(net, ColourToneGenerator):
+        if net.detail is not None:
+            init_weights(net.detail, kind, gain)
+        net.reset_identity()
+        return net
+    return init_weights(net, kind, gain)
+
+
 def build_discriminator(kind: str, in_ch: int, ndf: int, n_layers: int, norm: str,
                         use_minibatch_std: bool = False) -> nn.Module:
-    """The reference's `define_D` names: basic (PatchGAN, 3 layers), n_layers, pixel."""
+    """The reference's `define_D` names: basic (PatchGAN, 3 layers), n_layers, pixel; "dual" is the n_layers
+    PatchGAN beside a colour-statistics critic (`colour.DualDiscriminator`)."""
     if kind == "basic":
         return NLayerDiscriminator(in_ch, ndf, 3, norm, use_minibatch_std)
     if kind == "n_layers":
         return NLayerDiscriminator(in_ch, ndf, n_layers, norm, use_minibatch_std)
     if kind == "pixel":
         return PixelDiscriminator(in_ch, ndf, norm)
+    if kind == "dual":
+        from .colour import ColourStatsDiscriminator, DualDiscriminator
+
+        return DualDiscriminator(NLayerDiscriminator(in_ch, ndf, n_layers, norm, use_minibatch_std),
+                                 ColourStatsDiscriminator())
     raise ValueError(f"unknown discriminator {kind!r}: expected one of {', '.join(DISCRIMINATORS)}")

@@ -138,7 +138,8 @@ class Translator(InferenceModel):
     @classmethod
     def build_nets(cls, config: CycleGANConfig) -> dict[str, nn.Module]:
         c = config
-        return {name: build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout)
+        return {name: build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
+                                      upsample=c.upsample, use_colour_branch=c.use_colour_branch)
                 for name in DIRECTIONS.values()}
 
     @classmethod
@@ -233,8 +234,12 @@ def preview_grid(rows: list[list[torch.Tensor]], gap: int = 2) -> torch.Tensor:
 def translation_metrics(translated: torch.Tensor, target: torch.Tensor, source: torch.Tensor) -> dict[str, float]:
     """How close translated images (N, C, H, W) are to the target domain (M, C, H, W), next to the identity
     baseline (the untranslated `source`): SWD x 1e3 (ProGAN, Laplacian-pyramid patches; lower is better)
-    and KID on 16x16 pixel features (x 1e3). All in [-1, 1], one size, sides >= 16."""
+    and KID on 16x16 pixel features (x 1e3); and how much periodic texture the translation added: the
+    checkerboard index (engine.metrics.checkerboard; 1 = as much as the inputs have) and, beside it, the
+    lattice-energy index (also raised by any sharpening). All in [-1, 1], one size, sides >= 16; the indices
+    need sides that are multiples of 4 (left out otherwise)."""
     from ..engine.metrics import PixelExtractor, kid_from_features, sliced_wasserstein_distance
+    from ..engine.metrics.checkerboard import checkerboard_index, lattice_energy_index
 
     pix = PixelExtractor(16)
     f_t, f_x, f_s = (pix(x).numpy() for x in (target, translated, source))
@@ -245,6 +250,9 @@ def translation_metrics(translated: torch.Tensor, target: torch.Tensor, source: 
         "kid_pixels_x1e3": 1e3 * kid_from_features(f_t, f_x, num_subsets=50, subset_size=n).mean,
         "kid_pixels_identity_x1e3": 1e3 * kid_from_features(f_t, f_s, num_subsets=50, subset_size=n).mean,
     }
+    if translated.shape[-2] % 4 == 0 and translated.shape[-1] % 4 == 0:
+        out["checkerboard_index"] = checkerboard_index(translated, source)
+        out["checkerboard_energy_index"] = lattice_energy_index(translated, source)
     return {k: float(v) for k, v in out.items()}
 
 

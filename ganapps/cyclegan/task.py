@@ -1,12 +1,15 @@
 """Training logic of CycleGAN (Zhu et al. 2017, "Unpaired Image-to-Image Translation using Cycle-Consistent
 Adversarial Networks") on the engine's task protocol, with the reference's maths and update order:
 G step (D frozen) on GAN + cycle + identity losses, then D_A and D_B on real vs pooled fakes, each x 0.5.
+The fast recipe's terms are options: the identity weight's linear decay and the sliced-W1 colour loss.
 
 Names: gen_ab maps A -> B (the reference's G_A), gen_ba maps B -> A (G_B); disc_b judges domain B (D_A),
 disc_a judges domain A (D_B). Imports the engine and this package only.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import torch
 import torch.nn.functional as F
@@ -15,10 +18,13 @@ from torch import nn
 from ..engine import stabilizers as stab
 from ..engine.adversarial import Adversary
 from ..engine.task import OptimizerSpec, Phase, StepContext
+from .colour import sliced_w1
 from .config import CycleGANConfig
 from .data import UnpairedDataset, domain_folders, list_images
-from .nets import build_discriminator, build_generator
+from .nets import build_discriminator, build_generator, init_generator
 from .pipeline import preview_grid, translation_metrics
+
+COLOUR_REF_IMAGES = 8  # real images of the target domain (the latest batches) the colour loss compares with
 
 
 def train_folders(cfg: CycleGANConfig) -> tuple[str, str, str]:
@@ -43,21 +49,24 @@ class CycleGANTask:
         self.batched = c.use_batched_calls and c.norm != "batch"
         self.memory_format = torch.channels_last if c.use_channels_last else torch.contiguous_format
         self._data_root = ""
+        self.history = {"a": deque(maxlen=COLOUR_REF_IMAGES), "b": deque(maxlen=COLOUR_REF_IMAGES)}  # real images
 
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
-        nets = {
-            "gen_ab": build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout),
-            "gen_ba": build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout),
-            "disc_a": build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std),
-            "disc_b": build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std),
-        }
-        for name, net in nets.items():
-            if name.startswith("disc"):
-                self.adv.apply_to_disc(net, c.init, c.init_gain)
+        nets = {}
+        for name in ("gen_ab", "gen_ba"):
+            nets[name] = init_generator(build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
+                                                        upsample=c.upsample, use_colour_branch=c.use_colour_branch),
+                                        c.init, c.init_gain)
+        for name in ("disc_a", "disc_b"):
+            net = build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std)
+            if c.disc == "dual":  # the colour critic's MLP keeps PyTorch's default init
+                stab.init_weights(net.patch, c.init, c.init_gain)
+                nets[name] = self.adv.apply_to_disc(net)
             else:
-                stab.init_weights(net, c.init, c.init_gain)
+                nets[name] = self.adv.apply_to_disc(net, c.init, c.init_gain)
+        for net in nets.values():
             net.to(memory_format=self.memory_format)
         return nets
 
@@ -78,12 +87,18 @@ class CycleGANTask:
         return ("gen_ab", "gen_ba")
 
     def state_dict(self) -> dict:
-        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict(), **self.adv.state_dict()}
+        state = {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict(), **self.adv.state_dict()}
+        if self.config.lambda_colour > 0:
+            state["history"] = {k: torch.stack(list(v)) if v else torch.empty(0) for k, v in self.history.items()}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.pool_a.load_state_dict(state["pool_a"])
         self.pool_b.load_state_dict(state["pool_b"])
         self.adv.load_state_dict(state)
+        for k, images in state.get("history", {}).items():
+            self.history[k].clear()
+            self.history[k].extend(images)
 
     # -- helpers
     def _reals(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,13 +130,29 @@ class CycleGANTask:
             r["same_b"], r["same_a"] = gen_ab(real_b), gen_ba(real_a)
         return r
 
+    def identity_weight(self, step: int) -> float:
+        """lambda_identity at `step` (0-based): constant (the reference), or with identity_decay_steps > 0
+        decayed linearly to 0 at that step."""
+        c = self.config
+        if c.identity_decay_steps <= 0:
+            return c.lambda_identity
+        return c.lambda_identity * max(0.0, 1.0 - step / c.identity_decay_steps)
+
+    def colour_loss(self, fake: torch.Tensor, dom: str, real: torch.Tensor) -> torch.Tensor:
+        """Sliced W1 (colour.sliced_w1) between `fake` (of domain `dom`) and the latest real images of `dom`
+        (this batch's `real` and up to COLOUR_REF_IMAGES in all)."""
+        self.history[dom].extend(real.detach())
+        return sliced_w1(fake, torch.stack(list(self.history[dom])))
+
     # -- phases
     def g_loss(self, batch: dict, ctx: StepContext) -> dict:
         """The reference's `backward_G`: LSGAN (or the chosen loss) on both fakes, L1 cycle x lambda, L1
-        identity x lambda x lambda_identity. D is frozen by the trainer during this phase."""
+        identity x lambda x lambda_identity (decayed over identity_decay_steps when set); plus lambda_colour x
+        the sliced-W1 colour loss of each fake. D is frozen by the trainer during this phase."""
         c = self.config
         real_a, real_b = self._reals(batch)
-        identity = c.lambda_identity > 0
+        w_identity = self.identity_weight(ctx.step)
+        identity = w_identity > 0
         t = self.translate_all(ctx.nets["gen_ab"], ctx.nets["gen_ba"], real_a, real_b, identity)
         loss_g_ab, logs = self.adv.g_loss(ctx.nets["disc_b"], t["fake_b"], real_b, log="loss/g_ab")
         loss_g_ba, logs_ba = self.adv.g_loss(ctx.nets["disc_a"], t["fake_a"], real_a, log="loss/g_ba")
@@ -130,10 +161,14 @@ class CycleGANTask:
         loss = loss_g_ab + loss_g_ba + loss_cycle_a + loss_cycle_b
         logs.update({**logs_ba, "loss/cycle_a": loss_cycle_a.detach(), "loss/cycle_b": loss_cycle_b.detach()})
         if identity:
-            loss_idt_b = F.l1_loss(t["same_b"], real_b) * c.lambda_b * c.lambda_identity
-            loss_idt_a = F.l1_loss(t["same_a"], real_a) * c.lambda_a * c.lambda_identity
+            loss_idt_b = F.l1_loss(t["same_b"], real_b) * c.lambda_b * w_identity
+            loss_idt_a = F.l1_loss(t["same_a"], real_a) * c.lambda_a * w_identity
             loss = loss + loss_idt_a + loss_idt_b
             logs.update({"loss/idt_a": loss_idt_a.detach(), "loss/idt_b": loss_idt_b.detach()})
+        if c.lambda_colour > 0:
+            loss_colour = self.colour_loss(t["fake_b"], "b", real_b) + self.colour_loss(t["fake_a"], "a", real_a)
+            loss = loss + c.lambda_colour * loss_colour
+            logs["loss/colour"] = loss_colour.detach()
         # The D step sees the fakes made before this G update, as in the reference.
         ctx.scratch.update(batch=batch, fake_a=t["fake_a"].detach(), fake_b=t["fake_b"].detach())
         logs["loss/g"] = loss.detach()
@@ -202,14 +237,15 @@ class CycleGANTask:
             reals[dom] = x.to(ctx.device)
         gen_ab, gen_ba = ctx.sample_net("gen_ab"), ctx.sample_net("gen_ba")
         with ctx.autocast():
-            fake_b, fake_a = gen_ab(reals["a"]).float(), gen_ba(reals["b"]).float()
-            rec_a, rec_b = gen_ba(fake_b).float(), gen_ab(fake_a).float()
+            fake_b, fake_a = gen_ab(reals["a"]).float().clamp(-1, 1), gen_ba(reals["b"]).float().clamp(-1, 1)
+            rec_a, rec_b = gen_ba(fake_b).float().clamp(-1, 1), gen_ab(fake_a).float().clamp(-1, 1)
         return preview_grid([[reals["a"], fake_b, rec_a], [reals["b"], fake_a, rec_b]])
 
     @staticmethod
     def summary(ev: dict[str, float]) -> str:
         """The one line `ganapps cyclegan train` prints from `evaluate`'s figures."""
-        return "  ".join(f"{k} {v:.1f}" for k, v in ev.items() if k.endswith(("/swd", "/swd_identity")))
+        return "  ".join(f"{k} {v:.2f}" if k.endswith("checkerboard_index") else f"{k} {v:.1f}"
+                         for k, v in ev.items() if k.endswith(("/swd", "/swd_identity", "/checkerboard_index")))
 
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         """SWD and pixel-feature KID of translated test images against the other domain's test images, next to
@@ -222,7 +258,8 @@ class CycleGANTask:
         for name, src, tgt, gen in (("a2b", a, b, "gen_ab"), ("b2a", b, a, "gen_ba")):
             net = ctx.sample_net(gen)
             with ctx.autocast():
-                fake = torch.cat([net(x.to(ctx.device)[None]).float().cpu() for x in src])
+                # the colourtone generators' outputs are not bounded by a tanh
+                fake = torch.cat([net(x.to(ctx.device)[None]).float().cpu() for x in src]).clamp(-1, 1)
             for k, v in translation_metrics(fake, tgt, src).items():
                 out[f"{name}/{k}"] = v
         return out

@@ -37,7 +37,7 @@ def test_resnet_block_counts_and_size_multiples():
                                                                            False).modules()) == 9
     assert ResnetGenerator(n_blocks=6, ngf=4).size_multiple == 4
     assert UnetGenerator(num_downs=7, ngf=2).size_multiple == 128
-    assert {"resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"} == set(GENERATORS)
+    assert {"resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "colourtone"} == set(GENERATORS)
 
 
 @pytest.mark.parametrize("size,expected", [(64, 6), (256, 30), (32, 2)])
