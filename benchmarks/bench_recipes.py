@@ -31,8 +31,13 @@ RECIPES = {  # recipe -> (preset, options over it)
 }
 
 
-def run_one(task: str, recipe: str, data: Path, out: Path) -> dict:
-    """Train one recipe on one task in this process, then score its checkpoints; returns the result dict."""
+def train_and_score(data: Path, out: Path, preset: str, options: dict, *, steps: int, eval_at: tuple[int, ...],
+                    size: int, ground_truth: str, directions: tuple[str, ...] = ("a2b",)) -> dict:
+    """Train `preset` + `options` on `data` (reference layout) in this process, 1 thread, bf16 autocast, a
+    checkpoint at every step of `eval_at`; then score each of those checkpoints with `evaluate_folders` on
+    testA/testB at `size` px (PSNR/SSIM against data/`ground_truth` for a2b). Writes and returns out/result.json."""
+    import shutil
+
     import torch
 
     from ganapps.cyclegan.config import PRESETS, CycleGANConfig
@@ -42,27 +47,37 @@ def run_one(task: str, recipe: str, data: Path, out: Path) -> dict:
 
     torch.set_num_threads(1)
     if (out / "run").exists():  # an unfinished earlier attempt
-        import shutil
-
         shutil.rmtree(out / "run")
-    preset, extra = RECIPES[recipe]
-    cfg = CycleGANConfig(**{**PRESETS[preset], **SIZE, **extra, "data": str(data), "out": str(out / "run"),
-                            "steps": STEPS, "use_amp": True, "threads": 1, "quiet": True,
-                            "checkpoint_every_steps": min(EVAL_AT), "keep_checkpoints": STEPS // min(EVAL_AT),
-                            "sample_every_steps": STEPS, "use_tensorboard": False, "write_report": False,
+    every = min(eval_at) if all(s % min(eval_at) == 0 for s in eval_at) else 1
+    cfg = CycleGANConfig(**{**PRESETS[preset], **options, "data": str(data), "out": str(out / "run"),
+                            "steps": steps, "use_amp": True, "threads": 1, "quiet": True,
+                            "checkpoint_every_steps": every, "keep_checkpoints": steps // every,
+                            "sample_every_steps": steps, "use_tensorboard": False, "write_report": False,
                             "log_every_steps": 50, "eval_images": 48})
     c0, t0 = time.process_time(), time.perf_counter()
     train(CycleGANTask(cfg))
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    result = {"task": task, "recipe": recipe, "preset": preset, "options": extra, "steps": STEPS,
-              "train_cpu_s": round(cpu, 1), "train_wall_s": round(wall, 1), "cpu_s_per_step": round(cpu / STEPS, 3),
-              "evals": []}
-    for step in EVAL_AT:
+    result = {"preset": preset, "options": options, "steps": steps, "train_cpu_s": round(cpu, 1),
+              "train_wall_s": round(wall, 1), "cpu_s_per_step": round(cpu / steps, 3), "evals": []}
+    for step in eval_at:
         t = Translator.from_checkpoint(out / "run" / "checkpoints" / f"step_{step}", device="cpu")
-        ev = evaluate_folders(t, data / "testA", data / "testB", direction="a2b", size=64,
-                              ground_truth=data / "testA_true")
-        result["evals"].append({"step": step, **{k.removeprefix("a2b/"): round(v, 4) for k, v in ev.items()
-                                                 if k.startswith("a2b/")}})
+        ev: dict = {"step": step}
+        for d in directions:
+            r = evaluate_folders(t, data / "testA", data / "testB", direction=d, size=size,
+                                 ground_truth=data / ground_truth if d == "a2b" else None)
+            ev.update({k if len(directions) > 1 else k.removeprefix("a2b/"): round(v, 4) for k, v in r.items()
+                       if "/" in k})
+        result["evals"].append(ev)
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def run_one(task: str, recipe: str, data: Path, out: Path) -> dict:
+    """One recipe on one colour task: 800 steps at 64 px, scored at EVAL_AT."""
+    preset, extra = RECIPES[recipe]
+    result = train_and_score(data, out, preset, {**SIZE, **extra}, steps=STEPS, eval_at=EVAL_AT, size=64,
+                             ground_truth="testA_true")
+    result = {"task": task, "recipe": recipe, **result}
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result
 

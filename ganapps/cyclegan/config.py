@@ -49,6 +49,7 @@ class CycleGANConfig(AdversarialConfig):
                      "conv, Odena et al. 2016: no checkerboard)")
     use_colour_branch: bool = opt(False, "a ResNet generator beside the colourtone branch: the ResNet becomes a "
                                          "zero-initialised residual for local edits (identity at init)")
+    lr_global: float = opt(0.0, "learning rate of the colourtone branch's parameters (0: lr_g like the rest)")
     disc: Literal["basic", "n_layers", "pixel", "dual"] = opt(
         "basic", "discriminator: basic (70x70 PatchGAN), n_layers, pixel, dual (n_layers PatchGAN + a critic of "
                  "colour statistics)")
@@ -80,7 +81,10 @@ class CycleGANConfig(AdversarialConfig):
         require(self, positive=("load_size", "crop_size", "ngf", "ndf", "n_layers_d", "preview_images",
                                 "eval_images", "cache_max_images"),
                 non_negative=("lambda_a", "lambda_b", "lambda_identity", "init_gain", "pool_size",
-                              "identity_decay_steps", "lambda_colour"))
+                              "identity_decay_steps", "lambda_colour", "lr_global"))
+        if self.lr_global > 0 and not (self.gen == "colourtone" or self.use_colour_branch):
+            raise InputError(f"option lr_global={self.lr_global!r}: only for the colourtone branch (gen=colourtone or "
+                             f"use_colour_branch)")
         for name, colour in (("gen", self.gen == "colourtone"), ("use_colour_branch", self.use_colour_branch),
                              ("disc", self.disc == "dual")):
             if colour and self.channels != 3:

@@ -71,7 +71,11 @@ class CycleGANTask:
         return nets
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
-        return self.adv.optimizers(gen=("gen_ab", "gen_ba"), disc=("disc_a", "disc_b"))
+        specs = self.adv.optimizers(gen=("gen_ab", "gen_ba"), disc=("disc_a", "disc_b"))
+        if self.config.lr_global > 0:  # the colourtone branch's encoder and parameter head
+            specs["gen"].lr_by_prefix = tuple((f"{g}.{part}.", self.config.lr_global) for g in ("gen_ab", "gen_ba")
+                                              for part in ("enc", "head"))
+        return specs
 
     def phases(self) -> list[Phase]:
         return self.adv.phases(g=self.g_loss, d=self.d_loss, d_reg=self.d_reg_loss, order=("G", "D", "D-reg"))

@@ -230,3 +230,19 @@ def test_default_recipe_trains_resumes_exactly_and_exports(dataset, tmp_path, ca
     assert main(["cyclegan", "export", str(full), "--out", str(tmp_path / "model"), "--quiet"]) == 0
     y = Translator.from_checkpoint(tmp_path / "model")(x)
     assert float((y - t(x)).abs().max()) < 2e-2  # fp16 weights
+
+
+def test_lr_global_gives_the_colour_branch_its_own_learning_rate(dataset, tmp_path):
+    from ganapps.engine.trainer import Trainer
+
+    cfg = CycleGANConfig(**tiny(data=str(dataset), out=str(tmp_path / "r"), use_colour_branch=True, lr_g=2e-4,
+                                lr_global=1e-3, lr_schedule="constant"))
+    tr = Trainer(CycleGANTask(cfg))
+    tr._build()
+    groups = tr.optimizers["gen"].param_groups
+    colour = {id(p) for g in ("gen_ab", "gen_ba") for m in (tr.nets[g].enc, tr.nets[g].head) for p in m.parameters()}
+    assert [g["lr"] for g in groups] == [1e-3, 2e-4]
+    assert {id(p) for p in groups[0]["params"]} == colour
+    assert not colour & {id(p) for p in groups[1]["params"]} and len(groups[1]["params"]) > 0
+    with pytest.raises(InputError, match="option lr_global="):
+        CycleGANConfig(lr_global=1e-3)
