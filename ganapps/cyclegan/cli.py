@@ -17,15 +17,16 @@ from ..engine.images import IMAGE_SUFFIXES, has_suffix
 from .config import PRESETS, CycleGANConfig
 from .pipeline import Translator
 
-app = typer.Typer(help="Unpaired image-to-image translation (CycleGAN): photo <-> painting, horse <-> zebra...",
+app = typer.Typer(help="Image-to-image translation (CycleGAN, CUT, FastCUT, pix2pix): photo <-> painting, "
+                       "horse <-> zebra...",
                   no_args_is_help=True)
 
 
 def run_train(cfg: CycleGANConfig, *, json_out: bool) -> dict:
     from ..engine.trainer import train
-    from .task import CycleGANTask
+    from .task import make_task
 
-    result = train(CycleGANTask(cfg))
+    result = train(make_task(cfg))
     ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
     if not json_out:
         figures = "  ".join(f"{k} {v:.1f}" for k, v in ev.items() if k.endswith(("/swd", "/swd_identity")))
@@ -37,7 +38,8 @@ def run_train(cfg: CycleGANConfig, *, json_out: bool) -> dict:
 
 
 train_command(app, "train", CycleGANConfig, run_train,
-              help="Train a CycleGAN on two image domains (the reference's recipe by default).", presets=PRESETS)
+              help="Train a translation model on two image domains: --method cyclegan (default), cut, fastcut or "
+                   "pix2pix (paired data), each with its reference's recipe by default.", presets=PRESETS)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:

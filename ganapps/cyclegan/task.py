@@ -21,6 +21,50 @@ from .nets import build_discriminator, build_generator
 from .pipeline import preview_grid, translation_metrics
 
 
+def test_images(cfg: CycleGANConfig, data_root: str, dom: str, n: int) -> torch.Tensor | None:
+    """Up to `n` images of the test folder of domain `dom` ("a" or "b"), resized and centre-cropped to the crop
+    size: (N, C, crop, crop); None when the data has no such folder (two-folder data, no test split)."""
+    from .data import center_crop_or_resize, read_image
+
+    if cfg.data_a or not data_root:
+        return None
+    folder = domain_folders(data_root, split="test")[0 if dom == "a" else 1]
+    try:
+        files = list_images(folder)[:n]
+    except Exception:
+        return None
+    return torch.stack([center_crop_or_resize(read_image(f, cfg.channels), cfg.crop_size) for f in files])
+
+
+def forward_for_d(net: nn.Module, x: torch.Tensor, scratch: dict, key: str) -> torch.Tensor:
+    """net(x) without gradients for a D phase that comes before the G phase (pix2pix, CUT: the references
+    update D first, then G, from one forward). Keeps the net's batch-norm running statistics as they were and
+    records the RNG state in `scratch[key]`, so `forward_for_g` repeats this forward exactly (same dropout
+    masks, one statistics update per step, as the reference's single forward)."""
+    scratch[key] = (torch.get_rng_state(), torch.cuda.get_rng_state(x.device) if x.is_cuda else None)
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [[b.clone() for b in m.buffers()] for m in norms]
+    with torch.no_grad():
+        y = net(x)
+    for m, bufs in zip(norms, saved, strict=True):
+        for b, old in zip(m.buffers(), bufs, strict=True):
+            b.copy_(old)
+    return y
+
+
+def forward_for_g(net: nn.Module, x: torch.Tensor, scratch: dict, key: str) -> torch.Tensor:
+    """net(x) with gradients, drawing the random numbers `forward_for_d` drew for this batch (when it ran);
+    torch's RNG continues afterwards as if this forward had drawn nothing."""
+    if key not in scratch:
+        return net(x)
+    cpu, cuda = scratch[key]
+    with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, x.device)
+        return net(x)
+
+
 def train_folders(cfg: CycleGANConfig) -> tuple[str, str, str]:
     """(dataset root or "", folder A, folder B) for training; the built-in dataset when no data is given."""
     data = cfg.data
@@ -176,17 +220,7 @@ class CycleGANTask:
 
     # -- outputs
     def _test_images(self, dom: str, n: int) -> torch.Tensor | None:
-        from .data import center_crop_or_resize, read_image
-
-        c = self.config
-        if c.data_a:
-            return None
-        folder = domain_folders(self._data_root, split="test")[0 if dom == "a" else 1]
-        try:
-            files = list_images(folder)[:n]
-        except Exception:
-            return None
-        return torch.stack([center_crop_or_resize(read_image(f, c.channels), c.crop_size) for f in files])
+        return test_images(self.config, self._data_root, dom, n)
 
     def preview(self, ctx: StepContext) -> torch.Tensor:
         """Rows of real_a | fake_b | rec_a, then real_b | fake_a | rec_b, on the first test (else train) images."""
@@ -221,3 +255,16 @@ class CycleGANTask:
             for k, v in translation_metrics(fake, tgt, src).items():
                 out[f"{name}/{k}"] = v
         return out
+
+
+def make_task(cfg: CycleGANConfig):
+    """The training task of `cfg.method`: CycleGANTask, CUTTask (cut, fastcut) or Pix2PixTask."""
+    if cfg.method in ("cut", "fastcut"):
+        from .cut import CUTTask
+
+        return CUTTask(cfg)
+    if cfg.method == "pix2pix":
+        from .pix2pix import Pix2PixTask
+
+        return Pix2PixTask(cfg)
+    return CycleGANTask(cfg)

@@ -9,6 +9,9 @@ Layout (the reference's): trainA/ 320, trainB/ 320, testA/ 40, testB/ 40 PNGs of
 (the 40 testA crops painted by the same filter: ground truth for paired PSNR/SSIM of an A -> B model).
 A and B come from disjoint photos (A: astronaut, coffee, motorcycle_left; B: chelsea, motorcycle_right, rocket);
 test crops are other random crops of the same photos (they may overlap train crops in content).
+
+The paired version (pix2pix; `build_paired`, `--paired`): trainA/ the same 320 photo crops, trainB/ each painted
+by the same filter under the same name; testA/ = testA, testB/ = testA_painted.
 """
 
 from __future__ import annotations
@@ -138,13 +141,78 @@ def build(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
     return root
 
 
+PAIRED_COUNTS = {"trainA": 320, "trainB": 320, "testA": 40, "testB": 40}
+
+
+def build_paired(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
+    """The paired set (pix2pix) in `dest` (default: next to the unpaired set), derived from the unpaired one:
+    trainA = its trainA photos, trainB = `paint` of each (same file name), testA = its testA, testB = its
+    testA_painted. Rebuilt unless a verified copy is there."""
+    import numpy as np
+    from PIL import Image
+
+    root = Path(dest) if dest else default_dir().with_name("cyclegan_builtin_paired")
+    marker = root / "manifest.json"
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text()).get("format") == FORMAT_VERSION:
+                verify_paired(root)
+                return root
+        except (ValueError, json.JSONDecodeError):
+            pass
+    src = build(quiet=quiet)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        for name, origin in (("trainA", "trainA"), ("testA", "testA"), ("testB", "testA_painted")):
+            shutil.copytree(src / origin, tmp / name)
+        (tmp / "trainB").mkdir()
+        for f in sorted((src / "trainA").glob("*.png")):
+            Image.fromarray(paint(np.asarray(Image.open(f).convert("RGB")))).save(tmp / "trainB" / f.name)
+        counts = verify_paired(tmp)
+        (tmp / "manifest.json").write_text(json.dumps(
+            {"format": FORMAT_VERSION, "counts": counts, "size": SIZE, "style": STYLE, "derived_from": str(src)},
+            indent=1))
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def verify_paired(root: Path) -> dict[str, int]:
+    """Counts, sizes and matching names of a built paired set; raises ValueError when anything is off."""
+    from PIL import Image
+
+    counts = {}
+    for name, n in PAIRED_COUNTS.items():
+        files = sorted((root / name).glob("*.png"))
+        if len(files) != n:
+            raise ValueError(f"{root / name}: {len(files)} images, expected {n}")
+        for f in files[:: max(1, n // 8)]:
+            with Image.open(f) as im:
+                if im.size != (SIZE, SIZE) or im.mode != "RGB":
+                    raise ValueError(f"{f}: {im.size} {im.mode}, expected ({SIZE}, {SIZE}) RGB")
+        counts[name] = len(files)
+    for split in ("train", "test"):
+        a = [f.name for f in sorted((root / f"{split}A").glob("*.png"))]
+        if a != [f.name for f in sorted((root / f"{split}B").glob("*.png"))]:
+            raise ValueError(f"{root}: {split}A/ and {split}B/ file names differ")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    paired = "--paired" in argv
+    argv = [a for a in argv if a != "--paired"]
+    make, check = (build_paired, verify_paired) if paired else (build, verify)
     if argv[:1] == ["--print-dir"]:  # for scripts: build if needed, print only the folder
-        print(build(argv[1] if len(argv) > 1 else None))
+        print(make(argv[1] if len(argv) > 1 else None))
         return
-    root = build(argv[0] if argv else None, quiet=False)
-    print(f"{root}: " + ", ".join(f"{k} {v}" for k, v in verify(root).items()))
+    root = make(argv[0] if argv else None, quiet=False)
+    print(f"{root}: " + ", ".join(f"{k} {v}" for k, v in check(root).items()))
 
 
 if __name__ == "__main__":
