@@ -65,8 +65,9 @@ def load_pix2pix(anchors: Path = ANCHORS) -> dict[str, types.ModuleType]:
                          ["networks", "base_model", "pix2pix_model"])
 
 
-def _dead_biases(net: nn.Module) -> set[str]:
-    """Conv biases that feed an InstanceNorm without affine (exact gradient 0)."""
+def _dead_biases(net: nn.Module, tapped=(4, 8)) -> set[str]:
+    """Conv biases that feed an InstanceNorm without affine (exact gradient 0), except those of the layers CUT
+    reads before the norm (`tapped`, its nce_layers 4 and 8)."""
     names = set()
     for prefix, module in net.named_modules():
         children = list(module.named_children())
@@ -74,7 +75,7 @@ def _dead_biases(net: nn.Module) -> set[str]:
             if (isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.bias is not None
                     and isinstance(nxt, nn.InstanceNorm2d) and not nxt.affine):
                 names.add(f"{prefix}.{name}.bias".lstrip("."))
-    return names
+    return names - {f"model.{i}.bias" for i in tapped}
 
 
 def _pairs(ours: nn.Module, ref: nn.Module) -> list[tuple[str, torch.Tensor, torch.Tensor]]:

@@ -144,10 +144,11 @@ def build(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
 PAIRED_COUNTS = {"trainA": 320, "trainB": 320, "testA": 40, "testB": 40}
 
 
-def build_paired(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
-    """The paired set (pix2pix) in `dest` (default: next to the unpaired set), derived from the unpaired one:
-    trainA = its trainA photos, trainB = `paint` of each (same file name), testA = its testA, testB = its
-    testA_painted. Rebuilt unless a verified copy is there."""
+def build_paired(dest: str | os.PathLike | None = None, *, source: str | os.PathLike | None = None,
+                 quiet: bool = True) -> Path:
+    """The paired set (pix2pix) in `dest` (default: next to the unpaired set), derived from the unpaired one
+    (`source`, default: `build()`): trainA = its trainA photos, trainB = `paint` of each (same file name),
+    testA = its testA, testB = its testA_painted. Rebuilt unless a verified copy is there."""
     import numpy as np
     from PIL import Image
 
@@ -160,7 +161,7 @@ def build_paired(dest: str | os.PathLike | None = None, *, quiet: bool = True) -
                 return root
         except (ValueError, json.JSONDecodeError):
             pass
-    src = build(quiet=quiet)
+    src = Path(source) if source else build(quiet=quiet)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
