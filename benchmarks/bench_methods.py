@@ -1,8 +1,10 @@
 """CycleGAN, CUT, FastCUT and pix2pix on the built-in photo -> painting set at equal CPU time, and the training
 step's speed and memory of each side by side.
 
-Quality (default): one run per method, one at a time, each in its own process with 1 torch thread; at each CPU-time
-mark (process CPU seconds spent in training steps; evaluation time is not counted) the generator is scored by
+Quality (default): one run per method, one process at a time with 1 torch thread; every method is trained to the
+first CPU-time mark, then each is continued (from its checkpoint: the engine's resume is exact) to the next, so
+an interrupted benchmark has every method at the marks it finished. CPU time is the process CPU seconds spent in
+training steps (start-up and evaluation not counted). At each mark the generator is scored by
 `evaluate_folders` (what `ganapps cyclegan evaluate` runs) on the 40 test photos at 128 px: PSNR and SSIM to the
 true paintings (testA_painted), SWD and pixel KID against the painting domain's test set (testB), next to the
 untranslated photos' (the baseline). pix2pix trains on the paired version of the set (`build_paired`: the same
@@ -67,43 +69,52 @@ def _evaluate(tr, cfg, gen_name: str) -> dict:
     return {k.removeprefix("a2b/"): v for k, v in r.items() if k.startswith("a2b/")}
 
 
-def quality_child(method: str, marks_min: list[float], out: Path) -> dict:
+def quality_child(method: str, mark_min: float, out: Path) -> dict:
+    """Train `method` until its training steps have used `mark_min` CPU-minutes in all, continuing its run from
+    the checkpoint of the previous mark (the engine's resume reproduces the trajectory exactly), then score
+    it. The run's CPU time so far lives in RUN/bench_state.json."""
     import torch
     from safetensors.torch import save_file
 
     from ganapps.cyclegan.config import CycleGANConfig
     from ganapps.cyclegan.task import make_task
+    from ganapps.engine import checkpoint as ckpt
     from ganapps.engine.config import to_yaml
     from ganapps.engine.trainer import Trainer
 
     torch.set_num_threads(1)
     run = out / method
     run.mkdir(parents=True, exist_ok=True)
+    state_file = run / "bench_state.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {
+        "train_cpu_s": 0.0, "wall_train_s": 0.0, "steps": 0, "evals": [], "peak_rss_train_mb": None}
     cfg = CycleGANConfig(method=method, out=str(run / "run"), **COMMON, **RECIPES[method])
+    (run / "config.yaml").write_text(to_yaml(cfg))
     tr = Trainer(make_task(cfg))
     tr._build()
-    gen_name = "gen_ab"
-    train_cpu, evals, peak_train = 0.0, [], None
-    wall0 = time.perf_counter()
-    wall_train = 0.0
-    for mark in marks_min:
-        while train_cpu < mark * 60:
-            c0, w0 = _cpu(), time.perf_counter()
-            _, finite = tr._run_step()
-            tr.step += 1
-            train_cpu += _cpu() - c0
-            wall_train += time.perf_counter() - w0
-        if peak_train is None:
-            peak_train = _peak_rss_mb()  # before any evaluation: the training step's own peak
-        scores = _evaluate(tr, cfg, gen_name)
-        evals.append({"cpu_min": mark, "steps": tr.step, **scores})
-        save_file({k: v.detach().contiguous() for k, v in tr.nets[gen_name].state_dict().items()},
-                  str(run / f"gen_ab_{mark:g}min.safetensors"))
-        print(json.dumps({"method": method, **evals[-1]}), file=sys.stderr, flush=True)
-    (run / "config.yaml").write_text(to_yaml(cfg))
-    return {"method": method, "evals": evals, "train_cpu_s": train_cpu, "steps": tr.step,
-            "cpu_s_per_step": train_cpu / tr.step, "wall_s_per_step": wall_train / tr.step,
-            "peak_rss_train_mb": peak_train, "wall_total_s": time.perf_counter() - wall0}
+    latest = ckpt.latest_dir(tr.ckpt_root)
+    if latest is not None:
+        tr._load(ckpt.load_weights(latest), ckpt.load_state(latest))
+    assert tr.step == state["steps"], (tr.step, state["steps"])
+    train_cpu, wall_train = state["train_cpu_s"], state["wall_train_s"]
+    while train_cpu < mark_min * 60:
+        c0, w0 = _cpu(), time.perf_counter()
+        _, finite = tr._run_step()
+        tr.step += 1
+        train_cpu += _cpu() - c0
+        wall_train += time.perf_counter() - w0
+    peak = _peak_rss_mb()  # before evaluating: the training step's own peak (this process)
+    scores = _evaluate(tr, cfg, "gen_ab")
+    tr.save_checkpoint()
+    save_file({k: v.detach().contiguous() for k, v in tr.nets["gen_ab"].state_dict().items()},
+              str(run / f"gen_ab_{mark_min:g}min.safetensors"))
+    state["evals"].append({"cpu_min": mark_min, "steps": tr.step, **scores})
+    state.update(train_cpu_s=train_cpu, wall_train_s=wall_train, steps=tr.step,
+                 peak_rss_train_mb=max(peak, state["peak_rss_train_mb"] or 0.0))
+    state_file.write_text(json.dumps(state, indent=1))
+    print(json.dumps({"method": method, **state["evals"][-1]}), file=sys.stderr, flush=True)
+    return {"method": method, **state, "cpu_s_per_step": train_cpu / tr.step,
+            "wall_s_per_step": wall_train / tr.step}
 
 
 def speed_child(method: str, gen: str, ngf: int, crop: int, steps: int, antialias: str) -> dict:
@@ -176,12 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop", type=int, default=64)
     p.add_argument("--steps", type=int, default=10, help="timed steps per speed measurement")
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--quality-child", nargs=2, metavar=("METHOD", "MARKS"))
+    p.add_argument("--quality-child", nargs=2, metavar=("METHOD", "MARK"))
     p.add_argument("--speed-child", nargs=6, metavar=("METHOD", "GEN", "NGF", "CROP", "STEPS", "ANTIALIAS"))
     a = p.parse_args([] if argv is None and __name__ != "__main__" else argv)
     if a.quality_child:
-        marks = [float(m) for m in a.quality_child[1].split(",")]
-        print(json.dumps(quality_child(a.quality_child[0], marks, Path(a.out))))
+        print(json.dumps(quality_child(a.quality_child[0], float(a.quality_child[1]), Path(a.out))))
         return
     if a.speed_child:
         m, gen, ngf, crop, steps, aa = a.speed_child
@@ -213,12 +223,22 @@ def main(argv: list[str] | None = None) -> None:
         return
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"quality at {a.minutes} CPU-minutes per method; runs in {out}", flush=True)
-    results = []
-    for m in methods:
-        results.append(_child(["--quality-child", m, a.minutes, "--out", str(out)]))
-        (out / "results.json").write_text(json.dumps(results, indent=1))
-    print_quality(results)
+    print(f"quality at {a.minutes} CPU-minutes per method; runs in {out} (an interrupted benchmark continues "
+          f"where it stopped)", flush=True)
+    results: dict[str, dict] = {}
+    for mark in (float(m) for m in a.minutes.split(",")):  # every method to a mark, then on to the next
+        for m in methods:
+            done = out / m / "bench_state.json"
+            if done.is_file() and any(e["cpu_min"] == mark for e in json.loads(done.read_text())["evals"]):
+                continue
+            results[m] = _child(["--quality-child", m, f"{mark:g}", "--out", str(out)])
+            (out / "results.json").write_text(json.dumps(list(results.values()), indent=1))
+    results = {m: json.loads((out / m / "bench_state.json").read_text()) | {"method": m} for m in methods}
+    for r in results.values():
+        r["cpu_s_per_step"] = r["train_cpu_s"] / r["steps"]
+        r["wall_s_per_step"] = r["wall_train_s"] / r["steps"]
+    (out / "results.json").write_text(json.dumps(list(results.values()), indent=1))
+    print_quality(list(results.values()))
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def check_cut(method: str, *, batch_size: int = 1, steps: int = 3, crop: int = 6
 
 
 def check_pix2pix(*, batch_size: int = 1, steps: int = 3, crop: int = 256, ngf: int = 8, data: str = "",
-                  out: str = "/tmp/check-pix2pix") -> list[dict]:
+                  gen: str = "unet_256", out: str = "/tmp/check-pix2pix") -> list[dict]:
     """`steps` steps of our pix2pix and the reference's `Pix2PixModel.optimize_parameters` from the same
     weights, batches and dropout masks (U-Net 256, batch norm, dropout on: the reference's defaults)."""
     import shutil
@@ -256,7 +256,7 @@ def check_pix2pix(*, batch_size: int = 1, steps: int = 3, crop: int = 256, ngf: 
 
     ref_mods = load_pix2pix()
     shutil.rmtree(out, ignore_errors=True)
-    cfg = CycleGANConfig(method="pix2pix", data=data, out=out, ngf=ngf, ndf=ngf, load_size=crop, crop_size=crop, batch_size=batch_size, steps=100, device="cpu", lr_schedule="constant",
+    cfg = CycleGANConfig(method="pix2pix", data=data, out=out, gen=gen, ngf=ngf, ndf=ngf, load_size=crop, crop_size=crop, batch_size=batch_size, steps=100, device="cpu", lr_schedule="constant",
                          log_every_steps=1, use_tensorboard=False, write_report=False, quiet=True)
     tr = _trainer(cfg)
     opt = Namespace(input_nc=3, output_nc=3, ngf=ngf, ndf=ngf, netG=cfg.gen, netD="basic", n_layers_D=3,

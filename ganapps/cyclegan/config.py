@@ -63,12 +63,13 @@ class CycleGANConfig(AdversarialConfig):
     trains it. Without `method`: CycleGAN with the reference's options; the GAN options (`AdversarialConfig`)
     keep its defaults: LSGAN, Adam(2e-4, (0.5, 0.999)) for both nets, every engine stabilizer off."""
 
-    # trainer: constant LR for half the steps, then linear decay to 0
+    # method
     method: Literal["cyclegan", "cut", "fastcut", "pix2pix"] = opt(
         "cyclegan", "cyclegan (two generators, cycle loss), cut / fastcut (one generator, PatchNCE; Park et al. "
                     "2020), pix2pix (paired data, L1; Isola et al. 2017); each with its reference's defaults")
     direction: Literal["a2b", "b2a"] = opt("a2b", "the direction cut, fastcut and pix2pix learn (b2a swaps the "
                                                   "domains, as the references' --direction BtoA)")
+    # trainer: constant LR for half the steps, then linear decay to 0
     out: str = "runs/cyclegan"
     steps: int = _CLASS_STEPS
     batch_size: int = 1

@@ -21,7 +21,7 @@ from .config import CycleGANConfig
 from .data import UnpairedDataset
 from .nets import PatchMLPHead, build_discriminator, build_generator
 from .pipeline import preview_grid, translation_metrics
-from .task import forward_for_d, forward_for_g, test_images, train_folders
+from .task import forward_for_d, forward_for_g, load_test_images, train_folders
 
 
 def patch_nce_loss(feat_q: torch.Tensor, feat_k: torch.Tensor, batch_size: int, temperature: float) -> torch.Tensor:
@@ -172,7 +172,7 @@ class CUTTask:
     # -- outputs
     def preview(self, ctx: StepContext) -> torch.Tensor:
         """Rows of source | translation on the first test (else train) images of the source domain."""
-        x = test_images(self.config, self._data_root, self.src, self.config.preview_images)
+        x = load_test_images(self.config, self._data_root, self.src, self.config.preview_images)
         if x is None:
             ds = getattr(self, "_preview_ds", None) or self.dataset()
             self._preview_ds = ds
@@ -186,8 +186,8 @@ class CUTTask:
         """SWD and pixel-feature KID of the translated test images against the target domain's test images,
         next to the untranslated inputs'; empty when the data has no test folders."""
         c = self.config
-        src = test_images(c, self._data_root, self.src, c.eval_images)
-        tgt = test_images(c, self._data_root, self.tgt, c.eval_images)
+        src = load_test_images(c, self._data_root, self.src, c.eval_images)
+        tgt = load_test_images(c, self._data_root, self.tgt, c.eval_images)
         if src is None or tgt is None or min(len(src), len(tgt)) < 2:
             return {}
         net = ctx.sample_net(self.gen)

@@ -21,7 +21,7 @@ from .nets import build_discriminator, build_generator
 from .pipeline import preview_grid, translation_metrics
 
 
-def test_images(cfg: CycleGANConfig, data_root: str, dom: str, n: int) -> torch.Tensor | None:
+def load_test_images(cfg: CycleGANConfig, data_root: str, dom: str, n: int) -> torch.Tensor | None:
     """Up to `n` images of the test folder of domain `dom` ("a" or "b"), resized and centre-cropped to the crop
     size: (N, C, crop, crop); None when the data has no such folder (two-folder data, no test split)."""
     from .data import center_crop_or_resize, read_image
@@ -219,8 +219,8 @@ class CycleGANTask:
         return {"loss": total, **logs}
 
     # -- outputs
-    def _test_images(self, dom: str, n: int) -> torch.Tensor | None:
-        return test_images(self.config, self._data_root, dom, n)
+    def _load_test_images(self, dom: str, n: int) -> torch.Tensor | None:
+        return load_test_images(self.config, self._data_root, dom, n)
 
     def preview(self, ctx: StepContext) -> torch.Tensor:
         """Rows of real_a | fake_b | rec_a, then real_b | fake_a | rec_b, on the first test (else train) images."""
@@ -228,7 +228,7 @@ class CycleGANTask:
         n = c.preview_images
         reals = {}
         for dom in ("a", "b"):
-            x = self._test_images(dom, n)
+            x = self._load_test_images(dom, n)
             if x is None:
                 ds = getattr(self, "_preview_ds", None) or self.dataset()
                 self._preview_ds = ds
@@ -244,7 +244,7 @@ class CycleGANTask:
         """SWD and pixel-feature KID of translated test images against the other domain's test images, next to
         the identity baseline (untranslated inputs); empty when the data has no test folders."""
         c = self.config
-        a, b = self._test_images("a", c.eval_images), self._test_images("b", c.eval_images)
+        a, b = self._load_test_images("a", c.eval_images), self._load_test_images("b", c.eval_images)
         if a is None or b is None or min(len(a), len(b)) < 2:
             return {}
         out = {}
