@@ -21,6 +21,7 @@ crop, interleaved (A B C A B C ...), 1 thread each, in separate processes.
     python -m benchmarks methods                          # quality at 10, 20, 30 CPU-minutes (about 2 CPU-hours)
     python -m benchmarks.bench_methods --minutes 20,60    # the issue's budgets
     python -m benchmarks.bench_methods --speed [--gen resnet_9blocks --ngf 64 --crop 128]
+    python -m benchmarks.bench_methods --figure 30 docs/images/methods_builtin.jpg   # from the saved weights
 """
 
 from __future__ import annotations
@@ -153,6 +154,39 @@ def speed_child(method: str, gen: str, ngf: int, crop: int, steps: int, antialia
             "wall_s_per_step": (time.perf_counter() - w0) / steps, "peak_rss_mb": _peak_rss_mb()}
 
 
+def figure(out: Path, mark: float, dest: Path, n: int = 4) -> Path:
+    """The first `n` test photos, each method's translation at CPU-minute `mark` and the true painting, one row
+    per photo (input | cyclegan | cut | fastcut | pix2pix | truth), from the weights the benchmark saved."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ganapps.cyclegan.config import CycleGANConfig
+    from ganapps.cyclegan.data import center_crop_or_resize, list_images, read_image
+    from ganapps.cyclegan.pipeline import Translator, preview_grid
+    from ganapps.engine.config import from_yaml
+    from ganapps.engine.images import tensor_to_pil
+    from ganapps.recipes.cyclegan_builtin import build
+
+    root = build()
+    files = list_images(root / "testA")[:n]
+    x = torch.stack([center_crop_or_resize(read_image(f, 3), 128) for f in files])
+    truth = torch.stack([center_crop_or_resize(read_image(root / "testA_painted" / f.name, 3), 128) for f in files])
+    cols = [x]
+    for m in METHODS:
+        if not (out / m / f"gen_ab_{mark:g}min.safetensors").is_file():
+            print(f"{m}: no weights at {mark:g} CPU-minutes; left out of the picture", file=sys.stderr)
+            continue
+        cfg = from_yaml(CycleGANConfig, out / m / "config.yaml")
+        net = Translator.build_nets(cfg)["gen_ab"]
+        net.load_state_dict(load_file(str(out / m / f"gen_ab_{mark:g}min.safetensors")))
+        t = Translator(net, None, config=cfg, multiple=net.size_multiple, device="cpu")
+        cols.append(t.translate_tensor(x, "a2b"))
+    cols.append(truth)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tensor_to_pil(preview_grid([cols])).save(dest, quality=90)
+    return dest
+
+
 def _child(args: list[str]) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-m", "benchmarks.bench_methods", *args], stdout=subprocess.PIPE,
@@ -187,11 +221,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop", type=int, default=64)
     p.add_argument("--steps", type=int, default=10, help="timed steps per speed measurement")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--figure", nargs=2, metavar=("MARK", "DEST"), help="picture of the test translations at a mark")
     p.add_argument("--quality-child", nargs=2, metavar=("METHOD", "MARK"))
     p.add_argument("--speed-child", nargs=6, metavar=("METHOD", "GEN", "NGF", "CROP", "STEPS", "ANTIALIAS"))
     a = p.parse_args([] if argv is None and __name__ != "__main__" else argv)
     if a.quality_child:
         print(json.dumps(quality_child(a.quality_child[0], float(a.quality_child[1]), Path(a.out))))
+        return
+    if a.figure:
+        print(figure(Path(a.out), float(a.figure[0]), Path(a.figure[1])))
         return
     if a.speed_child:
         m, gen, ngf, crop, steps, aa = a.speed_child

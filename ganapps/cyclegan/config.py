@@ -66,7 +66,9 @@ class CycleGANConfig(AdversarialConfig):
     # method
     method: Literal["cyclegan", "cut", "fastcut", "pix2pix"] = opt(
         "cyclegan", "cyclegan (two generators, cycle loss), cut / fastcut (one generator, PatchNCE; Park et al. "
-                    "2020), pix2pix (paired data, L1; Isola et al. 2017); each with its reference's defaults")
+                    "2020), pix2pix (paired data, L1; Isola et al. 2017); each with its reference's defaults under "
+                    "the options given (cut/fastcut: xavier init, anti-aliasing, no pool; pix2pix: unet_256, batch "
+                    "norm, dropout, nonsaturating loss, no pool)")
     direction: Literal["a2b", "b2a"] = opt("a2b", "the direction cut, fastcut and pix2pix learn (b2a swaps the "
                                                   "domains, as the references' --direction BtoA)")
     # trainer: constant LR for half the steps, then linear decay to 0
