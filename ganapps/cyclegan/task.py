@@ -27,6 +27,57 @@ from .pipeline import preview_grid, translation_metrics
 COLOUR_REF_IMAGES = 8  # real images of the target domain (the latest batches) the colour loss compares with
 
 
+def load_test_images(cfg: CycleGANConfig, data_root: str, dom: str, n: int) -> torch.Tensor | None:
+    """Up to `n` images of the test folder of domain `dom` ("a" or "b"), resized and centre-cropped to the crop
+    size: (N, C, crop, crop); None when the data has no such folder (two-folder data, no test split)."""
+    from .data import center_crop_or_resize, read_image
+
+    if cfg.data_a or not data_root:
+        return None
+    folder = domain_folders(data_root, split="test")[0 if dom == "a" else 1]
+    try:
+        files = list_images(folder)[:n]
+    except Exception:
+        return None
+    return torch.stack([center_crop_or_resize(read_image(f, cfg.channels), cfg.crop_size) for f in files])
+
+
+def forward_for_d(net: nn.Module, x: torch.Tensor, scratch: dict, key: str) -> torch.Tensor:
+    """net(x) without gradients for a D phase that comes before the G phase (pix2pix, CUT: the references
+    update D first, then G, from one forward). Keeps the net's batch-norm running statistics as they were and
+    records the RNG state in `scratch[key]`, so `forward_for_g` repeats this forward exactly (same dropout
+    masks, one statistics update per step, as the reference's single forward)."""
+    scratch[key] = (torch.get_rng_state(), torch.cuda.get_rng_state(x.device) if x.is_cuda else None)
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [[b.clone() for b in m.buffers()] for m in norms]
+    with torch.no_grad():
+        y = net(x)
+    for m, bufs in zip(norms, saved, strict=True):
+        for b, old in zip(m.buffers(), bufs, strict=True):
+            b.copy_(old)
+    return y
+
+
+def forward_for_g(net: nn.Module, x: torch.Tensor, scratch: dict, key: str) -> torch.Tensor:
+    """net(x) with gradients, drawing the random numbers `forward_for_d` drew for this batch (when it ran);
+    torch's RNG continues afterwards as if this forward had drawn nothing."""
+    if key not in scratch:
+        return net(x)
+    cpu, cuda = scratch[key]
+    with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, x.device)
+        return net(x)
+
+
+def summary_line(ev: dict[str, float]) -> str:
+    """The one line `ganapps cyclegan train` prints from a translation task's `evaluate` figures."""
+    keys = ("/swd", "/swd_identity", "/psnr_db", "/psnr_identity_db", "/checkerboard_index")
+    return "  ".join(f"{k} {v:.2f}" if k.endswith(("checkerboard_index", "_db")) else f"{k} {v:.1f}"
+                     for k, v in ev.items() if k.endswith(keys))
+
+
 def train_folders(cfg: CycleGANConfig) -> tuple[str, str, str]:
     """(dataset root or "", folder A, folder B) for training; the built-in dataset when no data is given."""
     data = cfg.data
@@ -214,18 +265,8 @@ class CycleGANTask:
         return {"loss": total, **logs}
 
     # -- outputs
-    def _test_images(self, dom: str, n: int) -> torch.Tensor | None:
-        from .data import center_crop_or_resize, read_image
-
-        c = self.config
-        if c.data_a:
-            return None
-        folder = domain_folders(self._data_root, split="test")[0 if dom == "a" else 1]
-        try:
-            files = list_images(folder)[:n]
-        except Exception:
-            return None
-        return torch.stack([center_crop_or_resize(read_image(f, c.channels), c.crop_size) for f in files])
+    def _load_test_images(self, dom: str, n: int) -> torch.Tensor | None:
+        return load_test_images(self.config, self._data_root, dom, n)
 
     def preview(self, ctx: StepContext) -> torch.Tensor:
         """Rows of real_a | fake_b | rec_a, then real_b | fake_a | rec_b, on the first test (else train) images."""
@@ -233,7 +274,7 @@ class CycleGANTask:
         n = c.preview_images
         reals = {}
         for dom in ("a", "b"):
-            x = self._test_images(dom, n)
+            x = self._load_test_images(dom, n)
             if x is None:
                 ds = getattr(self, "_preview_ds", None) or self.dataset()
                 self._preview_ds = ds
@@ -245,17 +286,13 @@ class CycleGANTask:
             rec_a, rec_b = gen_ba(fake_b).float().clamp(-1, 1), gen_ab(fake_a).float().clamp(-1, 1)
         return preview_grid([[reals["a"], fake_b, rec_a], [reals["b"], fake_a, rec_b]])
 
-    @staticmethod
-    def summary(ev: dict[str, float]) -> str:
-        """The one line `ganapps cyclegan train` prints from `evaluate`'s figures."""
-        return "  ".join(f"{k} {v:.2f}" if k.endswith("checkerboard_index") else f"{k} {v:.1f}"
-                         for k, v in ev.items() if k.endswith(("/swd", "/swd_identity", "/checkerboard_index")))
+    summary = staticmethod(summary_line)
 
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         """SWD and pixel-feature KID of translated test images against the other domain's test images, next to
         the identity baseline (untranslated inputs); empty when the data has no test folders."""
         c = self.config
-        a, b = self._test_images("a", c.eval_images), self._test_images("b", c.eval_images)
+        a, b = self._load_test_images("a", c.eval_images), self._load_test_images("b", c.eval_images)
         if a is None or b is None or min(len(a), len(b)) < 2:
             return {}
         out = {}
@@ -267,3 +304,16 @@ class CycleGANTask:
             for k, v in translation_metrics(fake, tgt, src).items():
                 out[f"{name}/{k}"] = v
         return out
+
+
+def make_task(cfg: CycleGANConfig):
+    """The training task of `cfg.method`: CycleGANTask, CUTTask (cut, fastcut) or Pix2PixTask."""
+    if cfg.method in ("cut", "fastcut"):
+        from .cut import CUTTask
+
+        return CUTTask(cfg)
+    if cfg.method == "pix2pix":
+        from .pix2pix import Pix2PixTask
+
+        return Pix2PixTask(cfg)
+    return CycleGANTask(cfg)

@@ -5,6 +5,7 @@ training and the true painting of every test photo crop.
 
     python -m ganapps.recipes.cyclegan_builtin [DEST]   # build (once), verify, print counts
     python -m ganapps.recipes.cyclegan_builtin --print-dir   # build if needed, print only its folder
+    python -m ganapps.recipes.cyclegan_builtin --paired [--print-dir] [DEST]   # the paired set (pix2pix)
 
 Layout (the reference's): trainA/ 600, trainB/ 600, testA/ 48, testB/ 48 PNGs of 128x128 RGB, plus testA_painted/
 (the 48 testA crops painted by the same filter: ground truth for paired PSNR/SSIM of an A -> B model).
@@ -19,6 +20,10 @@ Layout (the reference's): trainA/ 600, trainB/ 600, testA/ 48, testB/ 48 PNGs of
   the photo's own), the three in turn: about 1.3x to 3x of context per crop.
 Left out: the wheels' grey photos (camera, coins, moon, brick, grass, gravel), microscopy, astronomy and
 retina images, logos and test patterns (not colour photos of everyday scenes).
+
+The paired version (pix2pix; `build_paired`, `--paired`), derived from this set's crops (no other photos):
+trainA/ its 600 trainA photo crops, trainB/ each painted by the same filter under the same name; testA/ = testA,
+testB/ = testA_painted (48 pairs of photos never seen in training).
 """
 
 from __future__ import annotations
@@ -182,13 +187,81 @@ def build(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
     return root
 
 
+PAIRED_COUNTS = {"trainA": COUNTS["trainA"], "trainB": COUNTS["trainA"], "testA": COUNTS["testA"],
+                 "testB": COUNTS["testA_painted"]}
+
+
+def build_paired(dest: str | os.PathLike | None = None, *, source: str | os.PathLike | None = None,
+                 quiet: bool = True) -> Path:
+    """The paired set (pix2pix) in `dest` (default: next to the unpaired set), derived from the unpaired one
+    (`source`, default: `build()`): trainA = its trainA photos, trainB = `paint` of each (same file name),
+    testA = its testA, testB = its testA_painted. Rebuilt unless a verified copy is there."""
+    import numpy as np
+    from PIL import Image
+
+    root = Path(dest) if dest else default_dir().with_name("cyclegan_builtin_paired")
+    marker = root / "manifest.json"
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text()).get("format") == FORMAT_VERSION:
+                verify_paired(root)
+                return root
+        except (ValueError, json.JSONDecodeError):
+            pass
+    src = Path(source) if source else build(quiet=quiet)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        for name, origin in (("trainA", "trainA"), ("testA", "testA"), ("testB", "testA_painted")):
+            shutil.copytree(src / origin, tmp / name)
+        (tmp / "trainB").mkdir()
+        for f in sorted((src / "trainA").glob("*.png")):
+            Image.fromarray(paint(np.asarray(Image.open(f).convert("RGB")))).save(tmp / "trainB" / f.name)
+        counts = verify_paired(tmp)
+        (tmp / "manifest.json").write_text(json.dumps(
+            {"format": FORMAT_VERSION, "counts": counts, "size": SIZE, "style": STYLE, "derived_from": str(src),
+             "train_photos": TRAIN_PHOTOS, "test_photos": TEST_PHOTOS},
+            indent=1))
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def verify_paired(root: Path) -> dict[str, int]:
+    """Counts, sizes and matching names of a built paired set; raises ValueError when anything is off."""
+    from PIL import Image
+
+    counts = {}
+    for name, n in PAIRED_COUNTS.items():
+        files = sorted((root / name).glob("*.png"))
+        if len(files) != n:
+            raise ValueError(f"{root / name}: {len(files)} images, expected {n}")
+        for f in files[:: max(1, n // 8)]:
+            with Image.open(f) as im:
+                if im.size != (SIZE, SIZE) or im.mode != "RGB":
+                    raise ValueError(f"{f}: {im.size} {im.mode}, expected ({SIZE}, {SIZE}) RGB")
+        counts[name] = len(files)
+    for split in ("train", "test"):
+        a = [f.name for f in sorted((root / f"{split}A").glob("*.png"))]
+        if a != [f.name for f in sorted((root / f"{split}B").glob("*.png"))]:
+            raise ValueError(f"{root}: {split}A/ and {split}B/ file names differ")
+    return counts
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    paired = "--paired" in argv
+    argv = [a for a in argv if a != "--paired"]
+    make, check = (build_paired, verify_paired) if paired else (build, verify)
     if argv[:1] == ["--print-dir"]:  # for scripts: build if needed, print only the folder
-        print(build(argv[1] if len(argv) > 1 else None))
+        print(make(argv[1] if len(argv) > 1 else None))
         return
-    root = build(argv[0] if argv else None, quiet=False)
-    print(f"{root}: " + ", ".join(f"{k} {v}" for k, v in verify(root).items()))
+    root = make(argv[0] if argv else None, quiet=False)
+    print(f"{root}: " + ", ".join(f"{k} {v}" for k, v in check(root).items()))
 
 
 if __name__ == "__main__":

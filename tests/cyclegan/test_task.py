@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 import torch
-from cyclegan_helpers import tiny
+from cyclegan_helpers import before_affine_free_norm, tiny
 from torch import nn
 
 from ganapps.cli import main
@@ -97,20 +97,6 @@ def adam_travel_bound(lr: float, beta1: float, beta2: float, steps: int) -> floa
         c = [(1 - beta2) * beta2 ** (t - i) / (1 - beta2**t) for i in range(1, t + 1)]
         total += lr * sum(ai * ai / ci for ai, ci in zip(a, c, strict=True)) ** 0.5
     return total
-
-
-def before_affine_free_norm(net: nn.Module) -> set[str]:
-    """Names of conv biases that feed an InstanceNorm without affine: the norm subtracts the channel mean, so
-    their gradient is 0 in exact arithmetic and only rounding noise in floats. Adam scales that noise up to a
-    full step of either sign, and which sign depends on the CPU's kernels and thread count."""
-    names = set()
-    for prefix, module in net.named_modules():
-        children = list(module.named_children())
-        for (name, layer), (_, nxt) in zip(children, children[1:], strict=False):
-            if (isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.bias is not None
-                    and isinstance(nxt, nn.InstanceNorm2d) and not nxt.affine):
-                names.add(f"{prefix}.{name}.bias".lstrip("."))
-    return names
 
 
 def _split(net: nn.Module, dead: set[str]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
