@@ -5,9 +5,9 @@ Quality (default): one run per method, one process at a time with 1 torch thread
 first CPU-time mark, then each is continued (from its checkpoint: the engine's resume is exact) to the next, so
 an interrupted benchmark has every method at the marks it finished. CPU time is the process CPU seconds spent in
 training steps (start-up and evaluation not counted). At each mark the generator is scored by
-`evaluate_folders` (what `ganapps cyclegan evaluate` runs) on the 40 test photos at 128 px: PSNR and SSIM to the
-true paintings (testA_painted), SWD and pixel KID against the painting domain's test set (testB), next to the
-untranslated photos' (the baseline). pix2pix trains on the paired version of the set (`build_paired`: the same
+`evaluate_folders` (what `ganapps cyclegan evaluate` runs) on the 48 test photo crops at 128 px (photos never seen
+in training): PSNR and SSIM to the true paintings (testA_painted), SWD and pixel KID against the painting domain's
+test set (testB), and the checkerboard index, next to the untranslated photos' (the baseline). pix2pix trains on the paired version of the set (`build_paired`: the same
 training photos, each with its painting); the unpaired methods on trainA / trainB.
 
 Recipes: every method with its reference's defaults (`method_defaults`) at one CPU-sized scale: batch 1, Adam
@@ -19,6 +19,7 @@ Speed (`--speed`): s/step (process CPU) and peak RSS of each method's training s
 crop, interleaved (A B C A B C ...), 1 thread each, in separate processes.
 
     python -m benchmarks methods                          # quality at 10, 20, 30 CPU-minutes (about 2 CPU-hours)
+    python -m benchmarks methods -- --minutes 2,4         # other marks (also `make bench BENCH="methods -- ..."`)
     python -m benchmarks.bench_methods --minutes 20,60    # the issue's budgets
     python -m benchmarks.bench_methods --speed [--gen resnet_9blocks --ngf 64 --crop 128]
     python -m benchmarks.bench_methods --figure 30 docs/images/methods_builtin.jpg   # from the saved weights
@@ -60,12 +61,12 @@ def _peak_rss_mb() -> float:
 def _evaluate(tr, cfg, gen_name: str) -> dict:
     """evaluate_folders on the built-in test set at 128 px with a copy of the generator (eval mode)."""
     from ganapps.cyclegan.pipeline import Translator, evaluate_folders
-    from ganapps.recipes.cyclegan_builtin import build
+    from ganapps.recipes.cyclegan_builtin import COUNTS, build
 
     root = build()
     net = copy.deepcopy(tr.nets[gen_name])
     t = Translator(net, None, config=cfg, channels=3, multiple=net.size_multiple, device="cpu")
-    r = evaluate_folders(t, root / "testA", root / "testB", direction="a2b", size=128, limit=40,
+    r = evaluate_folders(t, root / "testA", root / "testB", direction="a2b", size=128, limit=COUNTS["testA"],
                          ground_truth=root / "testA_painted")
     return {k.removeprefix("a2b/"): v for k, v in r.items() if k.startswith("a2b/")}
 
@@ -198,22 +199,89 @@ def _child(args: list[str]) -> dict:
 
 def print_quality(results: list[dict]) -> None:
     base = results[0]["evals"][0]
-    print(f"{'method':10s} {'CPU min':>7s} {'steps':>6s} {'PSNR dB':>8s} {'SSIM':>6s} {'SWD':>7s} {'KID x1e3':>9s}")
+    print(f"{'method':10s} {'CPU min':>7s} {'steps':>6s} {'PSNR dB':>8s} {'SSIM':>6s} {'SWD':>7s} {'KID x1e3':>9s} "
+          f"{'checkerboard':>12s}")
     print(f"{'untranslated':10s} {'':>7s} {'':>6s} {base['psnr_identity_db']:8.2f} {base['ssim_identity']:6.3f} "
-          f"{base['swd_identity']:7.1f} {base['kid_pixels_identity_x1e3']:9.1f}")
+          f"{base['swd_identity']:7.1f} {base['kid_pixels_identity_x1e3']:9.1f} {1.0:12.2f}")
     for r in results:
         for e in r["evals"]:
             print(f"{r['method']:10s} {e['cpu_min']:7g} {e['steps']:6d} {e['psnr_db']:8.2f} {e['ssim']:6.3f} "
-                  f"{e['swd']:7.1f} {e['kid_pixels_x1e3']:9.1f}")
+                  f"{e['swd']:7.1f} {e['kid_pixels_x1e3']:9.1f} {e.get('checkerboard_index', float('nan')):12.2f}")
     for r in results:
         print(f"{r['method']:10s} {r['cpu_s_per_step']:.3f} CPU s/step ({r['wall_s_per_step']:.3f} wall), peak RSS "
               f"while training {r['peak_rss_train_mb']:.0f} MB")
 
 
+def _marks(text: str) -> tuple[float, ...]:
+    """'10,20,30' -> (10.0, 20.0, 30.0): increasing positive CPU-minute marks."""
+    try:
+        marks = tuple(float(m) for m in text.split(","))
+    except ValueError:
+        marks = ()
+    if not marks or marks[0] <= 0 or any(b <= a for a, b in zip(marks, marks[1:], strict=False)):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected increasing positive CPU-minutes, e.g. 10,20,30")
+    return marks
+
+
+def _methods(text: str) -> list[str]:
+    chosen = text.split(",")
+    if not chosen or any(m not in METHODS for m in chosen):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated subset of {','.join(METHODS)}")
+    return chosen
+
+
+def run_speed(a: argparse.Namespace, methods: list[str]) -> None:
+    """Step speed and peak memory of each method side by side, interleaved rounds in separate processes."""
+    variants = [(m, "default") for m in methods if m != "pix2pix"]
+    if "fastcut" in methods:
+        variants.append(("fastcut", "off"))  # FastCUT on CycleGAN's exact generator and critic
+    print(f"step speed: {a.gen} ngf {a.ngf}, crop {a.crop}, batch 1; {a.steps} timed steps after 2, "
+          f"{a.repeats} interleaved rounds", flush=True)
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for rnd in range(a.repeats):
+        for m, aa in variants:
+            r = _child(["--speed-child", m, a.gen, str(a.ngf), str(a.crop), str(a.steps), aa])
+            rows.setdefault((m, aa), []).append(r)
+            print(f"round {rnd}  {m:9s} antialias {str(r['antialias']):5s} {r['cpu_s_per_step']:.3f} CPU s/step "
+                  f"({r['wall_s_per_step']:.3f} wall)  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    ref = min(x["cpu_s_per_step"] for x in rows.get(("cyclegan", "default"), [{"cpu_s_per_step": float("nan")}]))
+    for (m, _aa), rs in rows.items():
+        best = min(x["cpu_s_per_step"] for x in rs)
+        print(f"{m:9s} antialias {str(rs[0]['antialias']):5s} best {best:.3f} CPU s/step = {ref / best:.2f}x "
+              f"CycleGAN's throughput, peak RSS {max(x['peak_rss_mb'] for x in rs):.0f} MB", flush=True)
+
+
+def run_quality(a: argparse.Namespace, methods: list[str]) -> None:
+    """Every method to each CPU-minute mark in turn (resuming its run), then the table."""
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"quality at {','.join(f'{m:g}' for m in a.minutes)} CPU-minutes per method; runs in {out} (an "
+          f"interrupted benchmark continues where it stopped)", flush=True)
+    results: dict[str, dict] = {}
+    for mark in a.minutes:  # every method to a mark, then on to the next
+        for m in methods:
+            done = out / m / "bench_state.json"
+            state = json.loads(done.read_text()) if done.is_file() else {"evals": [], "train_cpu_s": 0.0}
+            if any(e["cpu_min"] == mark for e in state["evals"]):
+                continue
+            if state["train_cpu_s"] > mark * 60:
+                raise SystemExit(f"{done}: the {m} run is past {mark:g} CPU-minutes already "
+                                 f"({state['train_cpu_s'] / 60:.1f}); give another --out for these marks")
+            results[m] = _child(["--quality-child", m, f"{mark:g}", "--out", str(out)])
+            (out / "results.json").write_text(json.dumps(list(results.values()), indent=1))
+    results = {m: json.loads((out / m / "bench_state.json").read_text()) | {"method": m} for m in methods}
+    for r in results.values():
+        r["cpu_s_per_step"] = r["train_cpu_s"] / r["steps"]
+        r["wall_s_per_step"] = r["wall_train_s"] / r["steps"]
+    (out / "results.json").write_text(json.dumps(list(results.values()), indent=1))
+    print_quality(list(results.values()))
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--minutes", default="10,20,30", help="CPU-minute marks of each run (the issue: 20,60)")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_methods")
+    p.add_argument("--minutes", type=_marks, default=(10.0, 20.0, 30.0),
+                   help="CPU-minute marks of each run, comma-separated (default 10,20,30; the issue: 20,60)")
+    p.add_argument("--methods", type=_methods, default=list(METHODS))
     p.add_argument("--out", default=str(OUT), help="run folders, generator weights at each mark, results.json")
     p.add_argument("--speed", action="store_true", help="the step speed comparison instead")
     p.add_argument("--gen", default="resnet_6blocks")
@@ -237,47 +305,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     import torch
 
-    methods = a.methods.split(",")
+    methods = a.methods
     print(f"torch {torch.__version__}, 1 thread per run, {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     if a.speed:
-        variants = [(m, "default") for m in methods if m != "pix2pix"]
-        if "fastcut" in methods:
-            variants.append(("fastcut", "off"))  # FastCUT on CycleGAN's exact generator and critic
-        print(f"step speed: {a.gen} ngf {a.ngf}, crop {a.crop}, batch 1; {a.steps} timed steps after 2, "
-              f"{a.repeats} interleaved rounds", flush=True)
-        rows: dict[tuple[str, str], list[dict]] = {}
-        for rnd in range(a.repeats):
-            for m, aa in variants:
-                r = _child(["--speed-child", m, a.gen, str(a.ngf), str(a.crop), str(a.steps), aa])
-                rows.setdefault((m, aa), []).append(r)
-                print(f"round {rnd}  {m:9s} antialias {str(r['antialias']):5s} {r['cpu_s_per_step']:.3f} CPU s/step "
-                      f"({r['wall_s_per_step']:.3f} wall)  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-        ref = min(x["cpu_s_per_step"] for x in rows.get(("cyclegan", "default"), [{"cpu_s_per_step": float("nan")}]))
-        for (m, _aa), rs in rows.items():
-            best = min(x["cpu_s_per_step"] for x in rs)
-            print(f"{m:9s} antialias {str(rs[0]['antialias']):5s} best {best:.3f} CPU s/step = {ref / best:.2f}x "
-                  f"CycleGAN's throughput, peak RSS {max(x['peak_rss_mb'] for x in rs):.0f} MB", flush=True)
-        return
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"quality at {a.minutes} CPU-minutes per method; runs in {out} (an interrupted benchmark continues "
-          f"where it stopped)", flush=True)
-    results: dict[str, dict] = {}
-    for mark in (float(m) for m in a.minutes.split(",")):  # every method to a mark, then on to the next
-        for m in methods:
-            done = out / m / "bench_state.json"
-            if done.is_file() and any(e["cpu_min"] == mark for e in json.loads(done.read_text())["evals"]):
-                continue
-            results[m] = _child(["--quality-child", m, f"{mark:g}", "--out", str(out)])
-            (out / "results.json").write_text(json.dumps(list(results.values()), indent=1))
-    results = {m: json.loads((out / m / "bench_state.json").read_text()) | {"method": m} for m in methods}
-    for r in results.values():
-        r["cpu_s_per_step"] = r["train_cpu_s"] / r["steps"]
-        r["wall_s_per_step"] = r["wall_train_s"] / r["steps"]
-    (out / "results.json").write_text(json.dumps(list(results.values()), indent=1))
-    print_quality(list(results.values()))
-
+        run_speed(a, methods)
+    else:
+        run_quality(a, methods)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

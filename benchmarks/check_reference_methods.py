@@ -169,6 +169,38 @@ def contiguous_feature_grads(net: nn.Module) -> None:
     net.forward = patched
 
 
+def _cut_reference(cfg, fix_torch_bug: bool):
+    """The reference's CUTModel with `cfg`'s options (its own weight init; ours are copied in afterwards)."""
+    ref_mods = load_cut()
+    opt = Namespace(
+        input_nc=3, output_nc=3, ngf=cfg.ngf, ndf=cfg.ndf, netG=cfg.gen, netD="basic", n_layers_D=3,
+        normG="instance", normD="instance", init_type=cfg.init, init_gain=cfg.init_gain, no_dropout=True,
+        no_antialias=False, no_antialias_up=False, gpu_ids=[], isTrain=True, checkpoints_dir="/tmp",
+        name="check-cut", preprocess="crop", gan_mode="lsgan", lr=cfg.lr_g, beta1=cfg.beta1, beta2=cfg.beta2,
+        batch_size=cfg.batch_size, CUT_mode=cfg.method, lambda_GAN=1.0, lambda_NCE=cfg.lambda_nce,
+        nce_idt=cfg.use_nce_identity, nce_layers=cfg.nce_layers, nce_includes_all_negatives_from_minibatch=False,
+        netF="mlp_sample", netF_nc=cfg.nce_mlp_width, nce_T=cfg.nce_temperature, num_patches=cfg.nce_patches,
+        flip_equivariance=cfg.use_flip_equivariance, direction="AtoB", pool_size=0, lr_policy="linear")
+    ref = ref_mods["cut_model"].CUTModel(opt)
+    if fix_torch_bug:
+        contiguous_feature_grads(ref.netG)
+    return ref
+
+
+def _cut_diffs(logs: dict, ref, nets: dict, cfg) -> dict:
+    """One step's loss differences (ours vs the reference's) and weight differences per net."""
+    r = {"loss/d": abs(logs["loss/d"] - float(ref.loss_D)),
+         "loss/g_gan": abs(logs["loss/g_gan"] - float(ref.loss_G_GAN)),
+         "loss/nce": abs(logs["loss/nce"] - float(ref.loss_NCE)),
+         "loss/g": abs(logs["loss/g"] - float(ref.loss_G)),
+         "values": {k: logs[k] for k in ("loss/d", "loss/g_gan", "loss/nce", "loss/g")}}
+    if cfg.use_nce_identity:
+        r["loss/nce_idt"] = abs(logs["loss/nce_idt"] - float(ref.loss_NCE_Y))
+    for name, ref_net in (("gen_ab", ref.netG), ("disc_b", ref.netD), ("nce_head", ref.netF)):
+        r[name] = _diffs(nets[name], ref_net)
+    return r
+
+
 def check_cut(method: str, *, batch_size: int = 1, steps: int = 3, crop: int = 64, ngf: int = 8,
               gen: str = "resnet_9blocks", data: str = "", out: str = "/tmp/check-cut",
               fix_torch_bug: bool = True) -> list[dict]:
@@ -180,25 +212,13 @@ def check_cut(method: str, *, batch_size: int = 1, steps: int = 3, crop: int = 6
     import ganapps.cyclegan.cut as cut
     from ganapps.cyclegan.config import CycleGANConfig
 
-    ref_mods = load_cut()
     shutil.rmtree(out, ignore_errors=True)
     cfg = CycleGANConfig(method=method, data=data, out=out, gen=gen, ngf=ngf, ndf=ngf, load_size=crop,
                          crop_size=crop, preprocess="crop", batch_size=batch_size, steps=100, device="cpu",
                          lr_schedule="constant", log_every_steps=1, use_tensorboard=False, write_report=False,
                          quiet=True)
     tr = _trainer(cfg)
-    opt = Namespace(
-        input_nc=3, output_nc=3, ngf=ngf, ndf=ngf, netG=gen, netD="basic", n_layers_D=3, normG="instance",
-        normD="instance", init_type=cfg.init, init_gain=cfg.init_gain, no_dropout=True, no_antialias=False,
-        no_antialias_up=False, gpu_ids=[], isTrain=True, checkpoints_dir="/tmp", name="check-cut",
-        preprocess="crop", gan_mode="lsgan", lr=cfg.lr_g, beta1=cfg.beta1, beta2=cfg.beta2, batch_size=batch_size,
-        CUT_mode=method, lambda_GAN=1.0, lambda_NCE=cfg.lambda_nce, nce_idt=cfg.use_nce_identity,
-        nce_layers=cfg.nce_layers, nce_includes_all_negatives_from_minibatch=False, netF="mlp_sample",
-        netF_nc=cfg.nce_mlp_width, nce_T=cfg.nce_temperature, num_patches=cfg.nce_patches,
-        flip_equivariance=cfg.use_flip_equivariance, direction="AtoB", pool_size=0, lr_policy="linear")
-    ref = ref_mods["cut_model"].CUTModel(opt)
-    if fix_torch_bug:
-        contiguous_feature_grads(ref.netG)
+    ref = _cut_reference(cfg, fix_torch_bug)
     nets = tr.nets
     copy_weights(nets["gen_ab"], ref.netG)
     copy_weights(nets["disc_b"], ref.netD)
@@ -229,17 +249,7 @@ def check_cut(method: str, *, batch_size: int = 1, steps: int = 3, crop: int = 6
             with _numpy_draws(flip, drawn) as left:
                 ref.optimize_parameters()
             assert not left, "the reference drew fewer patch sets than we did"
-            r = {"step": step, "flip": flip, "finite": finite,
-                 "loss/d": abs(logs["loss/d"] - float(ref.loss_D)),
-                 "loss/g_gan": abs(logs["loss/g_gan"] - float(ref.loss_G_GAN)),
-                 "loss/nce": abs(logs["loss/nce"] - float(ref.loss_NCE)),
-                 "loss/g": abs(logs["loss/g"] - float(ref.loss_G)),
-                 "values": {k: logs[k] for k in ("loss/d", "loss/g_gan", "loss/nce", "loss/g")}}
-            if cfg.use_nce_identity:
-                r["loss/nce_idt"] = abs(logs["loss/nce_idt"] - float(ref.loss_NCE_Y))
-            for name, ref_net in (("gen_ab", ref.netG), ("disc_b", ref.netD), ("nce_head", ref.netF)):
-                r[name] = _diffs(nets[name], ref_net)
-            results.append(r)
+            results.append({"step": step, "flip": flip, "finite": finite, **_cut_diffs(logs, ref, nets, cfg)})
     finally:
         cut.sample_patches = orig_sample
     check_cut.last = (tr, ref)  # for a closer look after the call

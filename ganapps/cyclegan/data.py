@@ -44,7 +44,11 @@ def domain_folders(data: str = "", data_a: str = "", data_b: str = "", split: st
     root = Path(data)
     if not root.is_dir():
         raise InputError(f"{root}: dataset folder not found (expected {split}A/ and {split}B/ inside)")
-    return root / f"{split}A", root / f"{split}B"
+    a, b = root / f"{split}A", root / f"{split}B"
+    if not a.is_dir() and not b.is_dir() and (root / split).is_dir():
+        raise InputError(f"{root / split}: side-by-side A|B pairs (the aligned layout, for --method pix2pix); "
+                         f"this method needs {split}A/ and {split}B/ folders")
+    return a, b
 
 
 def to_array(im: Image.Image, channels: int, where: str = "image") -> np.ndarray:

@@ -34,9 +34,8 @@ def load_test_images(cfg: CycleGANConfig, data_root: str, dom: str, n: int) -> t
 
     if cfg.data_a or not data_root:
         return None
-    folder = domain_folders(data_root, split="test")[0 if dom == "a" else 1]
     try:
-        files = list_images(folder)[:n]
+        files = list_images(domain_folders(data_root, split="test")[0 if dom == "a" else 1])[:n]
     except Exception:
         return None
     return torch.stack([center_crop_or_resize(read_image(f, cfg.channels), cfg.crop_size) for f in files])
