@@ -199,13 +199,13 @@ def _child(args: list[str]) -> dict:
 
 def print_quality(results: list[dict]) -> None:
     base = results[0]["evals"][0]
-    print(f"{'method':10s} {'CPU min':>7s} {'steps':>6s} {'PSNR dB':>8s} {'SSIM':>6s} {'SWD':>7s} {'KID x1e3':>9s} "
+    print(f"{'method':12s} {'CPU min':>7s} {'steps':>6s} {'PSNR dB':>8s} {'SSIM':>6s} {'SWD':>7s} {'KID x1e3':>9s} "
           f"{'checkerboard':>12s}")
-    print(f"{'untranslated':10s} {'':>7s} {'':>6s} {base['psnr_identity_db']:8.2f} {base['ssim_identity']:6.3f} "
+    print(f"{'untranslated':12s} {'':>7s} {'':>6s} {base['psnr_identity_db']:8.2f} {base['ssim_identity']:6.3f} "
           f"{base['swd_identity']:7.1f} {base['kid_pixels_identity_x1e3']:9.1f} {1.0:12.2f}")
     for r in results:
         for e in r["evals"]:
-            print(f"{r['method']:10s} {e['cpu_min']:7g} {e['steps']:6d} {e['psnr_db']:8.2f} {e['ssim']:6.3f} "
+            print(f"{r['method']:12s} {e['cpu_min']:7g} {e['steps']:6d} {e['psnr_db']:8.2f} {e['ssim']:6.3f} "
                   f"{e['swd']:7.1f} {e['kid_pixels_x1e3']:9.1f} {e.get('checkerboard_index', float('nan')):12.2f}")
     for r in results:
         print(f"{r['method']:10s} {r['cpu_s_per_step']:.3f} CPU s/step ({r['wall_s_per_step']:.3f} wall), peak RSS "

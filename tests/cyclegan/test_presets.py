@@ -50,6 +50,12 @@ def test_size_presets_give_the_other_methods_sizes_only():
     assert p2p.gen == "unet_128" and p2p.crop_size == TINY["crop_size"] and p2p.norm == "batch"
 
 
+def test_every_preset_is_valid_for_every_method():
+    for name in PRESETS:
+        for method in ("cyclegan", "cut", "fastcut", "pix2pix"):
+            CycleGANConfig(method=method, **CycleGANConfig.preset_options(name, {"method": method}))
+
+
 def test_the_method_in_a_config_file_scopes_the_preset_too(tmp_path):
     f = tmp_path / "run.yaml"
     f.write_text("method: fastcut\n")
