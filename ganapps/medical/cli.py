@@ -59,6 +59,9 @@ def evaluate(
                                                                  "the held-out slices of the model's own data)")] = None,
     n: Annotated[int, typer.Option("--n", help="generated samples")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="seed of the latent noise and metrics")] = 0,
+    baselines: Annotated[bool, typer.Option("--baselines", help="also score a PCA Gaussian of the training "
+                                                                "slices, random training slices and the reference "
+                                                                "slices themselves")] = False,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -68,7 +71,8 @@ def evaluate(
     from .evaluate import evaluate_model, format_report
 
     inference_threads()
-    report = evaluate_model(model, data=data or None, n=n, seed=seed, device=device, progress=not quiet)
+    report = evaluate_model(model, data=data or None, n=n, seed=seed, device=device, progress=not quiet,
+                            baselines=baselines)
     if json_out:
         print_json(report)
     else:

@@ -94,6 +94,14 @@ def test_cli_sample_and_evaluate(tmp_path, head_nifti, capsys):
     assert code == 0
     assert {"swd", "kid", "precision", "recall", "ms_ssim_fake", "near_copy_share"} <= set(report)
     assert 0 <= report["near_copy_share"] <= 1 and report["n_fake"] == 16
+    code = main(["medical", "evaluate", "--model", str(run), "--n", "16", "--baselines", "--json", "--quiet"])
+    base = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["baselines"]
+    assert code == 0
+    # training slices are near-copies of themselves; the reference set covers itself (recall 1, SWD 0)
+    assert base["(b) random training slices"]["near_copy_share"] == 1.0
+    ref = base["(c) reference slices themselves"]
+    assert ref["recall"] == 1.0 and ref["swd"] == pytest.approx(0.0, abs=1e-9)
+    assert 0 <= base["(a) PCA Gaussian"]["recall"] <= 1
 
 
 @pytest.mark.parametrize("args", [
@@ -148,6 +156,30 @@ def test_intensity_extractor_blocks_are_hellinger_embeddings():
     torch.testing.assert_close(f[:, 32:48].norm(dim=1), torch.ones(3))
     # per image: the features of one image do not depend on the rest of the batch
     torch.testing.assert_close(IntensityExtractor()(x[:1]), f[:1])
+
+
+def test_intensity_features_do_not_depend_on_the_background_level():
+    """A slice with background -1 and the same slice with background -0.97 (what a tanh generator gives) are
+    one image to a reader. Only the pixels whose 3x3 neighbourhood mixes background and tissue may move in
+    the gradient histogram; with a zero-padded Sobel every border pixel also moves (0.5 -> 0.485, bin 8 -> 7)."""
+    from ganapps.medical.evaluate import IntensityExtractor
+
+    s = 64
+    yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+    r2 = (yy - 31.5) ** 2 + (xx - 30.0) ** 2
+    tissue = r2 < 10**2  # a "brain" well inside the slice
+    img = torch.where(r2 < 5**2, 0.7, 0.1) + 0.05 * torch.sin(xx / 3.0)  # two tissues with texture
+    a = torch.where(tissue, img, torch.tensor(-1.0))[None, None]
+    b = torch.where(tissue, img, torch.tensor(-0.97))[None, None]
+    fa, fb = IntensityExtractor()(torch.cat([a, b]))
+    torch.testing.assert_close(fa[:32], fb[:32], rtol=0, atol=0)  # -1 and -0.97 share the lowest of 32 bins
+    mixed = torch.nn.functional.max_pool2d(tissue[None, None].float(), 3, 1, 1) - \
+        -torch.nn.functional.max_pool2d(-tissue[None, None].float(), 3, 1, 1)  # 1 where the 3x3 window mixes
+    moved_bound = float(mixed.sum()) / s**2
+    tv = float(((fa[32:48] ** 2) - (fb[32:48] ** 2)).abs().sum()) / 2  # total variation of the gradient histograms
+    assert moved_bound < 252 / s**2  # the ring is smaller than the border, so the bound below can catch it
+    assert tv <= moved_bound + 1e-6
+    assert float((fa[48:] - fb[48:]).abs().max()) <= 0.03 / 8 + 1e-6  # layout: cell means move by <= 0.03, / 8
 
 
 def test_a_model_folder_written_by_the_previous_release_loads_with_a_warning(tmp_path):
