@@ -40,11 +40,8 @@ def sample(
 ) -> None:
     """Sample synthetic slices: a NIfTI stack carrying the training spacing and a valid affine, or PNGs."""
     synth = load(Synthesizer, model, device)
-    if labels is not None:
-        images = synth.from_label_volume(labels)
-    else:
-        images = synth(n, seed=seed)
-    written = synth.save(images, out)
+    images = synth.from_label_volume(labels, seed=seed) if labels is not None else synth(n, seed=seed)
+    written = synth.save(images, out, labels=labels)  # a stack from a label map keeps the map's world positions
     if json_out:
         print_json({"out": str(written), "n": len(images), "size": synth.size,
                     "spacing_mm": list(synth.spacing_mm)})
@@ -78,6 +75,53 @@ def evaluate(
     else:
         print(format_report(report))
 
+
+
+@app.command("tissue-map")
+def tissue_map_cmd(
+    out: Annotated[Path, typer.Option("--out", help="FILE.nii.gz to write")],
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write the built-in MNI152 tissue map (0 background, 1 CSF, 2 grey matter, 3 white matter; 1 mm, RAS), the
+    label volume the shipped label model was trained on: the start of the lesion-simulation workflow."""
+    from .labels import write_tissue_map
+
+    written = write_tissue_map(out)
+    if json_out:
+        print_json({"out": str(written)})
+    elif not quiet:
+        print(f"MNI152 tissue map -> {written}; next: ganapps medical paint-lesion {written} --out lesioned.nii.gz "
+              f"--center X,Y,Z --radius MM --class hypo|hyper")
+
+
+@app.command("paint-lesion")
+def paint_lesion_cmd(
+    labels: Annotated[Path, typer.Argument(help="label map (NIfTI), e.g. from `ganapps medical tissue-map`")],
+    out: Annotated[Path, typer.Option("--out", help="FILE.nii.gz to write (same grid and affine)")],
+    center: Annotated[str, typer.Option("--center", help="X,Y,Z: world point in RAS mm (as a viewer shows it), "
+                                                         "or a voxel index with --units voxels")],
+    radius: Annotated[float, typer.Option("--radius", help="radius in mm (voxels with --units voxels)")],
+    cls: Annotated[str, typer.Option("--class", help="hypo (4: T1-hypointense lesion), hyper (5: T1-hyperintense "
+                                                     "lesion), csf, gm, wm or a class number")] = "hypo",
+    units: Annotated[str, typer.Option("--units", help="mm (world coordinates) or voxels")] = "mm",
+    irregularity: Annotated[float, typer.Option("--irregularity", help="0: a sphere; below 0.5: a blob whose "
+                                                                       "radius varies by about +-that share")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the blob's shape")] = 0,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Paint a lesion (sphere or blob of a given radius and class) into a label volume, replacing labelled voxels
+    only (it stops at the brain's edge), for `ganapps medical sample --labels OUT`."""
+    from .labels import paint_lesion_file, parse_class, parse_point
+
+    info = paint_lesion_file(labels, out, parse_point(center), radius, parse_class(cls), units=units,
+                             irregularity=irregularity, seed=seed)
+    if json_out:
+        print_json(info)
+    elif not quiet:
+        vox = ",".join(f"{v:.1f}" for v in info["center_voxel"])
+        print(f"{info['voxels']} voxels of class {parse_class(cls)} painted at voxel {vox} -> {info['out']}")
 
 
 @app.command("translation-data")

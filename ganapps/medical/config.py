@@ -84,6 +84,7 @@ class MedicalConfig(AdversarialConfig):
         "none", "none, position (slice position) or label (label map -> image, SPADE)")
     z_dim: int = opt(128, "latent size")
     width: int = opt(32, "base width of both nets (channels at full resolution; nets scale it per resolution)")
+    spade_hidden: int = opt(64, "hidden channels of each SPADE block's label-map convolution (condition=label)")
     l1_weight: float = opt(10.0, "pix2pix L1 reconstruction weight for label-conditioned models")
     eval_samples: int = opt(256, "samples for the end-of-training SWD and memorization check")
 
@@ -91,7 +92,7 @@ class MedicalConfig(AdversarialConfig):
         super().__post_init__()
         if self.size not in SIZES:
             raise InputError(f"option size={self.size!r}: expected 64, 128 or 256 (32 for quick trials)")
-        require(self, positive=("z_dim", "width", "eval_samples"),
+        require(self, positive=("z_dim", "width", "spade_hidden", "eval_samples"),
                 non_negative=("l1_weight", "spacing_mm", "holdout_every", "cache_mb", "num_classes"))
         if not 0 <= self.percentile_low < self.percentile_high <= 100:
             raise InputError(f"options percentile_low={self.percentile_low}, percentile_high={self.percentile_high}: "

@@ -139,18 +139,23 @@ def evaluate_model(model: str | os.PathLike | None = None, data: list[str] | Non
     synth = Synthesizer.from_checkpoint(model, device=device)
     real_set, train_set = reference_sets(synth, data)
     real, train = real_set.images(), train_set.images()
+    faithful = None
     if synth.config.condition == "label":
         if not real_set.has_labels:
             raise InputError("a label-conditioned model needs label maps for the reference slices; evaluate "
                              "without --data to use the held-out slices of its training data")
         labels = torch.stack([real_set[i]["label"] for i in range(len(real_set))])
-        fake = synth.from_labels(labels.repeat((n + len(labels) - 1) // len(labels), 1, 1)[:n], seed=seed)
+        maps = labels.repeat((n + len(labels) - 1) // len(labels), 1, 1)[:n]
+        fake = synth.from_labels(maps, seed=seed)
+        faithful = label_faithfulness(synth, fake, maps, real, labels, train_set, seed)
     else:
         fake = synth(n, seed=seed)
     if len(real) < 2 or len(train) < 2:
         raise InputError(f"{len(real)} reference and {len(train)} training slices; expected at least 2 each")
     report = quality(fake, real, train, seed=seed)
     out = {**report, "n_fake": len(fake), "n_real": len(real), "n_train": len(train), "model": str(synth.source)}
+    if faithful is not None:
+        out["faithfulness"] = faithful
     if baselines:
         rows = {name: make(train, n, seed) for name, make in BASELINES.items()}
         rows["(c) reference slices themselves"] = real
@@ -158,8 +163,39 @@ def evaluate_model(model: str | os.PathLike | None = None, data: list[str] | Non
     return out
 
 
+def label_faithfulness(synth: Synthesizer, fake: torch.Tensor, maps: torch.Tensor, real: torch.Tensor,
+                       real_maps: torch.Tensor, train_set: SliceDataset, seed: int = 0) -> dict:
+    """Dice per class of the samples' k-means segmentation against their input maps (`faithfulness.tissue_dice`;
+    classes ordered by their mean intensity in the real slices), and, for models trained on the built-in tissue
+    map that know its lesion classes, painted lesions' Dice and contrast (`faithfulness.painted_lesions`)."""
+    from . import faithfulness as fa
+    from .labels import CLASS_NAMES, LESION_CLASSES, TissueStats
+
+    cfg = synth.config
+    builtin = not cfg.data  # the built-in tissue map: its classes have names and lesion classes
+    classes = [int(k) for k in torch.unique(real_maps) if k > 0]
+    order = fa.class_order(real, real_maps, classes)
+    out: dict = {"dice": fa.tissue_dice(fake, maps, order, names=CLASS_NAMES if builtin else None)}
+    if builtin and cfg.num_classes > max(LESION_CLASSES):
+        items = [train_set[i] for i in range(len(train_set))]
+        stats = TissueStats.measure(torch.stack([it["image"] for it in items]),
+                                    torch.stack([it["label"] for it in items]))
+        out["tissue_means"] = dataclasses.asdict(stats)
+        out["lesions"] = fa.painted_lesions(lambda m, z: synth.from_labels(m, latents=z), real_maps, stats,
+                                            cfg.z_dim, seed=seed)
+    return out
+
+
 def format_report(r: dict) -> str:
     text = _format_quality(r)
+    if "faithfulness" in r:
+        f = r["faithfulness"]
+        text += "\nlabel faithfulness (k-means segmentation of the samples vs their maps): Dice " + ", ".join(
+            f"{k} {v:.3f}" for k, v in f["dice"].items())
+        for key, m in f.get("lesions", {}).items():
+            text += (f"\n  painted lesion {key:28s} Dice {m['dice']:.3f} (min {m['dice_min']:.3f})  contrast "
+                     f"{m['contrast']:+.3f} (painted {m['reference_contrast']:+.3f}, sign right "
+                     f"{100 * m['sign_ok']:.0f}%)  n {m['n']}")
     if "baselines" in r:
         keys = ("swd", "kid", "kid_pixels", "precision", "recall", "ms_ssim_fake", "near_copy_share")
         head = ("SWD", "KID int", "KID px", "precision", "recall", "MS-SSIM", "near-copies")

@@ -40,7 +40,7 @@ class MedicalTask(SingleGANTask):
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
-        gen = build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes)
+        gen = build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes, c.spade_hidden)
         gen.spacing_mm.copy_(torch.tensor(self.train_set.spacing))
         gen.position_range.copy_(torch.tensor(self.position_range))
         disc = Discriminator(c.size, c.width, in_channels=1 + (c.num_classes if c.condition == "label" else 0),
