@@ -273,3 +273,22 @@ def test_evaluate_prints_label_faithfulness_for_label_models(tmp_path, head_nift
 def test_tissue_stats_need_the_tissue_classes():
     with pytest.raises(InputError, match="white matter"):
         L.TissueStats.measure(torch.zeros(1, 1, 4, 4), torch.ones(1, 4, 4, dtype=torch.long) * L.GM)
+
+
+@pytest.mark.slow
+def test_the_shipped_label_model_reproduces_its_card():
+    """`ganapps medical evaluate --model medical-label` (about a minute on one thread; fetches MNI152 once)."""
+    import yaml
+
+    from ganapps.engine import checkpoint as ckpt
+    from ganapps.medical.evaluate import evaluate_model
+
+    card = yaml.safe_load((ckpt.shipped_model("medical-label") / "card.yaml").read_text())["metrics"]
+    r = evaluate_model("medical-label", device="cpu")
+    f = r["faithfulness"]
+    assert f["dice"]["grey matter"] == pytest.approx(card["label_faithfulness"]["dice_grey_matter"], abs=0.005)
+    assert f["dice"]["white matter"] == pytest.approx(card["label_faithfulness"]["dice_white_matter"], abs=0.005)
+    for key, row in (("r5 T1-hypointense lesion", "r5_hypointense"), ("r5 T1-hyperintense lesion", "r5_hyperintense")):
+        assert f["lesions"][key]["dice"] == pytest.approx(card["painted_lesions"][row]["dice"], abs=0.005)
+        assert f["lesions"][key]["sign_ok"] == 1.0
+    assert r["near_copy_share"] == card["quality"]["near_copy_share"]
