@@ -30,7 +30,8 @@ ModelOpt = model_option(Synthesizer.default_model)
 def sample(
     out: Annotated[Path, typer.Option("--out", help="FILE.nii.gz (a NIfTI stack) or a folder (PNG slices)")],
     model: ModelOpt = None,
-    n: Annotated[int, typer.Option("--n", help="number of slices")] = 16,
+    n: Annotated[int | None, typer.Option("--n", help="number of slices (default: 16; position models: one per "
+                                                      "training slice position, a whole brain in order)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the latent noise")] = 0,
     labels: Annotated[Path | None, typer.Option("--labels", help="label-map volume (NIfTI) or slice folder for "
                                                                  "label-conditioned models; --n is ignored")] = None,
@@ -40,11 +41,26 @@ def sample(
 ) -> None:
     """Sample synthetic slices: a NIfTI stack carrying the training spacing and a valid affine, or PNGs."""
     synth = load(Synthesizer, model, device)
-    images = synth.from_label_volume(labels, seed=seed) if labels is not None else synth(n, seed=seed)
-    written = synth.save(images, out, labels=labels)  # a stack from a label map keeps the map's world positions
+    positions = None
+    if labels is not None:
+        images = synth.from_label_volume(labels, seed=seed)
+    elif synth.config.condition == "position":  # walk the positions in order: the stack covers the brain
+        if n is None and float(synth.gen.position_step) > 0:
+            positions = synth.stack_positions()
+            images = synth.stack(seed=seed)
+        else:
+            count = 16 if n is None else n
+            positions = synth.walk(count) if count >= 1 else None
+            images = synth(count, seed=seed, positions=positions)  # count < 1: a one-line error
+    else:
+        images = synth(16 if n is None else n, seed=seed)
+    # a stack from a label map keeps the map's world positions; a position model's, the spacing it walked
+    written = synth.save(images, out, labels=labels, positions=positions)
     if json_out:
-        print_json({"out": str(written), "n": len(images), "size": synth.size,
-                    "spacing_mm": list(synth.spacing_mm)})
+        x, y, z = synth.spacing_mm
+        if positions is not None:
+            z = synth.slice_spacing_mm(positions)
+        print_json({"out": str(written), "n": len(images), "size": synth.size, "spacing_mm": [x, y, z]})
     elif not quiet:
         print(f"{len(images)} slices {synth.size}x{synth.size} -> {written}")
 

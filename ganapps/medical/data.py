@@ -295,6 +295,7 @@ class SliceDataset(Dataset):
         self.has_labels = True
         num_classes = 0
         self.spacing: tuple[float, float, float] | None = None
+        self.position_step = 0.0
         for si, src in enumerate(self.sources):
             prep = self.cache.get(src, cfg)
             share = prep.share
@@ -309,6 +310,7 @@ class SliceDataset(Dataset):
                 num_classes = max(num_classes, int(prep.labels.max()) + 1)
             if self.spacing is None:
                 self.spacing = self._slice_spacing(prep)
+                self.position_step = 1.0 / max(depth - 1, 1)  # one slice of the first volume, in position units
         self.num_classes = max(num_classes, 2) if self.has_labels else 0
         every = cfg.holdout_every
         if split != "all" and every:

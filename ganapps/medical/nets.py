@@ -7,7 +7,8 @@
 - `Discriminator`: residual down-sampling (spectral norm applied by the task), optional minibatch std,
   a projection head for slice-position conditioning (Miyato & Koyama 2018) and extra input channels for a
   label map (pix2pix-style conditional D).
-Every generator carries `spacing_mm` (3,), the training stack's voxel size, saved with its weights.
+Every generator carries `spacing_mm` (3,), the training stack's voxel size, `position_range` (2,), the first and
+last training slice position, and `position_step` (), one slice in position units, saved with its weights.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ class _Generator(nn.Module):
         super().__init__()
         self.register_buffer("spacing_mm", torch.ones(3))  # (x, y, z) mm of a generated stack
         self.register_buffer("position_range", torch.tensor([0.0, 1.0]))  # training slice positions
+        self.register_buffer("position_step", torch.zeros(()))  # one training slice in position units (0: unknown)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        # weights written before `position_step` existed load with it unknown (0)
+        state_dict.setdefault(prefix + "position_step", torch.zeros(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class DCGANGenerator(_Generator):

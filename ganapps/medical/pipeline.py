@@ -5,6 +5,7 @@ Never imports training code (task, trainer).
     >>> synth = Synthesizer.from_checkpoint()            # the shipped medical-default model
     >>> images = synth(16, seed=0)                      # (16, 1, 64, 64) float32 in [-1, 1]
     >>> synth.save(images, "synth.nii.gz")
+    >>> brain = position_model.stack(seed=0)             # one slice per training position, in order
 """
 
 from __future__ import annotations
@@ -65,15 +66,54 @@ class Synthesizer(InferenceModel):
             raise InputError("this model synthesizes from label maps: pass --labels (or call from_labels)")
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.config.z_dim, generator=g)
-        cond = None
+        pos = None
         if self.config.condition == "position":
-            lo, hi = (float(v) for v in self.gen.position_range)
-            pos = positions if positions is not None else torch.linspace(lo, hi, n)
-            cond = position_features(pos.float().reshape(n))
+            pos = positions if positions is not None else self.walk(n)
+        return self._generate(z, pos, batch_size)
+
+    def _generate(self, z: torch.Tensor, positions: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        """Latents (n, z_dim) [+ positions (n,)] -> (n, 1, S, S) in [-1, 1] on the CPU."""
+        n = len(z)
+        cond = None if positions is None else position_features(positions.float().reshape(n))
         out = [self.gen(z[i:i + batch_size].to(self.device),
                         None if cond is None else cond[i:i + batch_size].to(self.device)).float().cpu()
                for i in range(0, n, batch_size)]
         return torch.cat(out).clamp(-1, 1)
+
+    def walk(self, n: int) -> torch.Tensor:
+        """n positions (n,) evenly from the first to the last training slice position (position models)."""
+        lo, hi = (float(v) for v in self.gen.position_range)
+        return torch.linspace(lo, hi, n, dtype=torch.float64)
+
+    def stack_positions(self) -> torch.Tensor:
+        """(N,) the position of every training-grid slice from the first to the last training slice, in order
+        (position models whose weights record `position_step`)."""
+        if self.config.condition != "position":
+            raise InputError("a stack of slice positions needs a position-conditioned model (condition=position)")
+        step = float(self.gen.position_step)
+        if step <= 0:
+            raise InputError(f"{self.source or 'this model'}: its weights do not record the training slice step "
+                             f"(written before this release); sample with --n N (N evenly walked positions)")
+        lo, hi = (float(v) for v in self.gen.position_range)
+        k0, k1 = round(lo / step), round(hi / step)
+        return torch.arange(k0, k1 + 1, dtype=torch.float64) * step
+
+    @torch.no_grad()
+    def stack(self, seed: int = 0, same_latent: bool = True, batch_size: int = 64) -> torch.Tensor:
+        """One synthetic brain: a slice at every training-grid position from the first to the last training slice,
+        in order (N, 1, S, S), so `save` writes it at the training slice spacing. `same_latent`: one latent for the
+        whole stack (its slices vary smoothly, like one subject's), else one per slice."""
+        pos = self.stack_positions()
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(1 if same_latent else len(pos), self.config.z_dim, generator=g).expand(len(pos), -1)
+        return self._generate(z, pos, batch_size)
+
+    def slice_spacing_mm(self, positions: torch.Tensor) -> float:
+        """Spacing (mm) between consecutive slices of a stack walked at evenly spaced `positions` (N,)."""
+        step = float(self.gen.position_step)
+        if len(positions) < 2 or step <= 0:
+            return self.spacing_mm[2]
+        return abs(float(positions[1] - positions[0])) / step * self.spacing_mm[2]
 
     @torch.no_grad()
     def from_labels(self, labels: torch.Tensor | np.ndarray, seed: int = 0, batch_size: int = 32,
@@ -123,16 +163,21 @@ class Synthesizer(InferenceModel):
         images[keep] = self.from_labels(labs[keep], seed=seed)
         return images
 
-    def save(self, images: torch.Tensor, out: str | os.PathLike, labels: str | os.PathLike | None = None) -> Path:
+    def save(self, images: torch.Tensor, out: str | os.PathLike, labels: str | os.PathLike | None = None,
+             positions: torch.Tensor | None = None) -> Path:
         """`out` ending in .nii/.nii.gz: one NIfTI stack along the training axis (intensities in [0, 1]); else a
         folder of PNGs. `labels`: the label volume `images` came from (`from_label_volume`): the stack's affine
         then puts every voxel where its labels are (the same world coordinates as the map, to within half an
         input voxel in-plane) at the model's in-plane spacing and the map's slice spacing; else a centred
-        RAS affine with the training spacing."""
+        RAS affine with the training spacing, or, given the evenly spaced `positions` (N,) the slices were
+        sampled at (position models), the spacing those positions are apart."""
         out = Path(out)
         if not is_nifti(out):
             return save_pngs(images, out)
         axis = AXES[self.config.axis]
+        if positions is not None:
+            x, y, _ = self.spacing_mm
+            return save_nifti(images, out, (x, y, self.slice_spacing_mm(positions)), axis)
         affine = None
         if labels is not None:
             vol = read_volumes(labels)[0]

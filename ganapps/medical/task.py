@@ -43,6 +43,7 @@ class MedicalTask(SingleGANTask):
         gen = build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes, c.spade_hidden)
         gen.spacing_mm.copy_(torch.tensor(self.train_set.spacing))
         gen.position_range.copy_(torch.tensor(self.position_range))
+        gen.position_step.fill_(self.train_set.position_step)
         disc = Discriminator(c.size, c.width, in_channels=1 + (c.num_classes if c.condition == "label" else 0),
                              cond_dim=POSITION_FEATURES if c.condition == "position" else 0,
                              minibatch_std=c.use_minibatch_std, residual=c.model == "resnet")

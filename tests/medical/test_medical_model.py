@@ -203,3 +203,50 @@ def test_a_model_folder_written_by_the_previous_release_loads_with_a_warning(tmp
         "option 'loss' is deprecated; use 'gan_loss' (the old name is accepted until the next release)"]
     assert synth.config.width == 12 and synth.config.channels == 1
     assert torch.equal(synth(4, seed=0), Synthesizer.from_checkpoint(shipped)(4, seed=0))
+
+
+def test_a_position_model_samples_a_whole_stack_in_order_at_the_training_spacing(tmp_path, head_nifti, capsys):
+    from ganapps.cli import main
+    from ganapps.medical.data import SliceDataset
+
+    run = _train(tmp_path, head_nifti, "position", "run").run_dir
+    synth = Synthesizer.from_checkpoint(run, device="cpu")
+    train = SliceDataset(synth.config, "train")
+    depth = 16  # the phantom's axial slices
+    assert float(synth.gen.position_step) == pytest.approx(1 / (depth - 1))
+    pos = synth.stack_positions()
+    ks = (pos * (depth - 1)).round()
+    trained = sorted(round(p * (depth - 1)) for _, _, p in train.index)
+    assert ks.tolist() == list(range(trained[0], trained[-1] + 1))  # every grid slice, first to last, in order
+    brain = synth.stack(seed=2)
+    assert brain.shape == (len(pos), 1, 32, 32)
+    torch.testing.assert_close(brain, synth.stack(seed=2))
+    # one latent for the stack: the same as sampling those positions with that latent repeated
+    z = torch.randn(1, synth.config.z_dim, generator=torch.Generator().manual_seed(2)).expand(len(pos), -1)
+    torch.testing.assert_close(brain, synth._generate(z, pos, 64))
+    assert main(["medical", "sample", "--model", str(run), "--out", str(tmp_path / "brain.nii.gz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == len(pos)
+    img = nib.load(str(tmp_path / "brain.nii.gz"))
+    assert img.shape == (32, 32, len(pos)) and nib.aff2axcodes(img.affine) == ("R", "A", "S")
+    assert img.header.get_zooms() == pytest.approx(synth.spacing_mm)  # 2 mm apart, like the training slices
+    # --n walks n evenly spaced positions; the stack says how far apart they are
+    assert main(["medical", "sample", "--model", str(run), "--n", "4", "--out", str(tmp_path / "w.nii.gz")]) == 0
+    capsys.readouterr()
+    gap_slices = (trained[-1] - trained[0]) / 3
+    assert nib.load(str(tmp_path / "w.nii.gz")).header.get_zooms()[2] == pytest.approx(2.0 * gap_slices, rel=1e-5)
+
+
+def test_weights_without_a_position_step_load_and_ask_for_n(tmp_path, head_nifti):
+    from safetensors.torch import load_file, save_file
+
+    run = _train(tmp_path, head_nifti, "position", "run").run_dir
+    Synthesizer.from_checkpoint(run, device="cpu").export(tmp_path / "m", fp16=False)
+    w = load_file(str(tmp_path / "m" / "weights.safetensors"))
+    save_file({k: v for k, v in w.items() if not k.endswith("position_step")}, str(tmp_path / "m" / "weights.safetensors"))
+    old = Synthesizer.from_checkpoint(tmp_path / "m", device="cpu")
+    assert float(old.gen.position_step) == 0
+    with pytest.raises(InputError, match="do not record the training slice step"):
+        old.stack()
+    assert old(3, seed=0).shape == (3, 1, 32, 32)
+    with pytest.raises(InputError, match="position-conditioned"):
+        Synthesizer.from_checkpoint(device="cpu").stack()  # the shipped unconditional model
