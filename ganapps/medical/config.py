@@ -75,6 +75,11 @@ class MedicalConfig(AdversarialConfig):
                                                 "long side")
     size: int = opt(64, "slice size in pixels: 64, 128 or 256 (32 for quick trials)")
     holdout_every: int = opt(5, "hold out every N-th kept slice for evaluation (0: none)")
+    anatomy_augment: str = opt("", "warp the real training slices (and label maps) by a random affine + elastic "
+                                   "deformation and gamma that G learns: on (rotation 2 deg, scale 2%, shift 0.5 px, "
+                                   "elastic 1 px on a 5x5 grid, gamma 1.2), KEY=VALUE,... to change fields, or off")
+    paint_lesions: float = opt(0.0, "label models on the built-in tissue map: share of training pairs that get a "
+                                    "random lesion (classes 4 hypo, 5 hyper; radius 1.5-9 px) painted in")
     cache_mb: int = opt(512, "volume cache bound in MiB (0: read volumes on every access)")
     num_classes: int = opt(0, "label classes (condition=label; 0: from the label maps)")
     # model
@@ -111,6 +116,13 @@ class MedicalConfig(AdversarialConfig):
                                  f"expected one per volume, in the same order")
         if self.condition == "label" and self.data and not self.labels:
             raise InputError("option condition=label: give --labels (one label map per --data volume)")
+        from .augment import AnatomyAugment  # validates the spec, naming the option
+
+        AnatomyAugment.parse(self.anatomy_augment)
+        if not 0 <= self.paint_lesions <= 1:
+            raise InputError(f"option paint_lesions={self.paint_lesions!r}: expected a share in [0, 1]")
+        if self.paint_lesions and self.condition != "label":
+            raise InputError("option paint_lesions: needs condition=label (lesions are painted into label maps)")
         if self.holdout_every == 1:
             raise InputError("option holdout_every=1 would hold out every slice; expected 0 or >= 2")
 
