@@ -290,11 +290,11 @@ def test_synthesize_slices_then_a_truncated_label_map_then_a_good_one(page, file
     _pick(page, "sy-model", "runs/label-model (model folder)")
     _upload(page, "sy-labels", files["labels"])
     status = _run(page, "sy", "label map")
-    labelled = int((nib.load(files["labels"]).get_fdata() > 0).any(axis=(0, 1)).sum())  # axial slices with labels
-    assert status.startswith(f"{labelled} slices from the label map labels.nii.gz: 32x32"), status
-    side = math.ceil(math.sqrt(labelled))  # slices per row, each shown at 128 px (32 px x 4)
-    assert _image_size(page, "sy-image") == (side * 128 + (side - 1) * 2, math.ceil(labelled / side) * 128
-                                              + (math.ceil(labelled / side) - 1) * 2)
+    slices = nib.load(files["labels"]).shape[2]  # one per axial slice of the map (unlabelled ones: background)
+    assert status.startswith(f"{slices} slices from the label map labels.nii.gz: 32x32"), status
+    side = math.ceil(math.sqrt(slices))  # slices per row, each shown at 128 px (32 px x 4)
+    assert _image_size(page, "sy-image") == (side * 128 + (side - 1) * 2, math.ceil(slices / side) * 128
+                                              + (math.ceil(slices / side) - 1) * 2)
 
 
 def test_runs_tab_shows_the_report_of_a_run(page, files):
