@@ -1,13 +1,15 @@
 """Inference for CycleGAN: `Translator` (on the engine's `InferenceModel`: `from_checkpoint`, `export`) loads a
 run, checkpoint or model folder and translates tensors, arrays, PIL images, files and folders, either direction,
-any size (overlapping tiles beyond a size limit). Imports the engine and this package's config, data and nets;
-never training code.
+any size (overlapping tiles beyond a size limit), and streams of video frames (optionally made temporally
+consistent, `temporal.py`; whole clip files: `video.py`). Imports the engine and this package's config, data,
+nets and temporal modules; never training code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from ..engine.inference import InferenceModel
 from .config import CycleGANConfig
 from .data import list_images, read_image, to_array
 from .nets import build_generator
+from .temporal import TemporalFilter
 
 DIRECTIONS = {"a2b": "gen_ab", "b2a": "gen_ba"}  # direction -> the generator that runs it
 
@@ -157,6 +160,49 @@ class Translator(InferenceModel):
             outs = [run_tiled(net, xi[None].to(self.device), multiple=self.multiple, tile_size=self.tile_size,
                               tile_overlap=self.tile_overlap) for xi in x]
         return torch.cat(outs).float().cpu().clamp(-1, 1)
+
+    def translate_frames(self, frames: Iterable, direction: str = "a2b", *,
+                         temporal: float | TemporalFilter | None = None) -> Iterator:
+        """Translate a stream of video frames one at a time, in constant memory: each item of `frames` (any
+        iterable, e.g. a decoder) is a uint8 array (H, W) or (H, W, C), a PIL image, or a tensor (C, H, W) in
+        [-1, 1]; a uint8 array (H, W, channels) comes out for arrays and images, a (C, H, W) tensor for tensors.
+
+        `temporal`: a strength in [0, 1) (0 or None: every frame on its own) or a `TemporalFilter`; the output
+        is then blended with the previous output carried along the input's optical flow, where the motion is
+        reliable, and starts afresh at shot cuts (see `TemporalFilter`).
+
+        >>> for out in translator.translate_frames(decoder, temporal=0.7): writer.write(out)  # doctest: +SKIP
+        """
+        if isinstance(temporal, TemporalFilter):
+            filt = temporal
+        elif temporal:
+            filt = TemporalFilter(float(temporal))
+        else:
+            filt = None
+        for i, frame in enumerate(frames):
+            as_tensor = isinstance(frame, torch.Tensor)
+            if as_tensor:
+                x, _ = _as_tensor(frame, self.channels)
+                if x.shape[0] != 1:
+                    raise InputError(f"frame {i}: tensor of shape {tuple(frame.shape)}; expected one frame (C, H, W)")
+                arr = tensor_to_array(x[0])  # what the filter measures motion on
+            elif isinstance(frame, Image.Image):
+                arr = to_array(frame, self.channels, f"frame {i}")
+            elif isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim in (2, 3):
+                if frame.ndim == 3 and frame.shape[2] == self.channels:
+                    arr = frame
+                else:
+                    arr = to_array(Image.fromarray(frame[:, :, 0] if frame.ndim == 3 and frame.shape[2] == 1
+                                                   else frame), self.channels, f"frame {i}")
+            else:
+                raise InputError(f"frame {i}: a {type(frame).__name__}"
+                                 f"{f' {frame.dtype} {frame.shape}' if isinstance(frame, np.ndarray) else ''}; "
+                                 f"expected a uint8 array (H, W[, C]), a PIL image or a tensor (C, H, W)")
+            y = self.translate_tensor(x if as_tensor else array_to_tensor(arr)[None], direction)[0]  # (C, H, W)
+            if filt is not None:
+                out = filt(arr, ((y + 1) / 2).permute(1, 2, 0).numpy())  # (H, W, C) in [0, 1]
+                y = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1) * 2 - 1
+            yield y if as_tensor else tensor_to_array(y)
 
     def _translate_array(self, arr: np.ndarray, direction: str) -> torch.Tensor:
         """(H, W, C) uint8 -> (C, H, W) in [-1, 1]."""
