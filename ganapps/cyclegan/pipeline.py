@@ -113,6 +113,22 @@ def _as_tensor(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, bool]:
     return x.float(), squeeze
 
 
+class PaddedGenerator(nn.Module):
+    """A generator as it is exported: images of any size (B, C, H, W) in [-1, 1], reflect-padded on the bottom
+    and right to the net's `multiple` and cropped back, as `Translator` does (sides >= `multiple`, where
+    `Translator` would switch to replicate padding) -> (B, C_out, H, W)."""
+
+    def __init__(self, net: nn.Module, multiple: int):
+        super().__init__()
+        self.net, self.multiple = net, multiple
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        ph, pw = (self.multiple - h % self.multiple) % self.multiple, (self.multiple - w % self.multiple) % self.multiple
+        x = F.pad(image, (0, pw, 0, ph), mode="reflect")  # (B, C, H + ph, W + pw)
+        return self.net(x)[..., :h, :w]
+
+
 class Translator(InferenceModel):
     """Translate images A -> B (`direction="a2b"`) or B -> A with a trained CycleGAN's generators.
 
@@ -149,6 +165,34 @@ class Translator(InferenceModel):
                   **options: Any) -> Translator:
         return cls(nets["gen_ab"], nets["gen_ba"], config=config, channels=config.channels,
                    multiple=nets["gen_ab"].size_multiple, device=device, **options)
+
+    def export_graphs(self, sizes: list[tuple[int, int]] | None = None) -> list:
+        """Both generators (`gen_ab`, `gen_ba`) as graphs image (B, C, H, W) -> translated (B, C, H, W), any
+        batch and any H, W from the net's multiple up (padding inside the graph, no tiling), traced at batch 2
+        and 64x64 and checked at `sizes` (the first at batch 3, the others at batch 1; default 67x93 and 257x301,
+        at least the multiple plus odd margins)."""
+        from ..engine.export import Graph
+
+        m, c = self.multiple, self.channels
+        if sizes is None:
+            sizes = [(max(67, m + 3), max(93, m + 37)), (max(257, 2 * m + 1), max(301, 2 * m + 45))]
+        small = [(h, w) for h, w in sizes if min(h, w) < m]
+        if small:
+            raise InputError(f"--check-sizes {small[0][0]}x{small[0][1]}: this generator takes sides of at least "
+                             f"{m} pixels")
+        g = torch.Generator().manual_seed(0)
+
+        def image(b: int, h: int, w: int) -> torch.Tensor:
+            return torch.rand(b, c, h, w, generator=g) * 2 - 1
+
+        example = max(64, m)  # batch 2: an exporter may fix a size of 1 as a constant
+        return [Graph(name, PaddedGenerator(self.export_net(name), m), {"image": image(2, example, example)},
+                      ["translated"], dynamic={"image": {0: "batch", 2: "height", 3: "width"}},
+                      checks=[{"image": image(3 if i == 0 else 1, h, w)} for i, (h, w) in enumerate(sizes)],
+                      dim_min={"height": m, "width": m},
+                      note=f"direction {d}: image (batch, {c}, height, width) float32 in [-1, 1], sides >= {m}, "
+                           f"-> translated, same shape, in [-1, 1]; no tiling inside (tile large images yourself)")
+                for d, name in DIRECTIONS.items()]
 
     def translate_tensor(self, x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         """(B, C, H, W) float32 in [-1, 1] -> (B, C, H, W) float32 in [-1, 1] on the CPU."""

@@ -298,16 +298,25 @@ def render_shots(shots: Sequence[Shot], size: tuple[int, int]) -> tuple[list[np.
                                                                           list[np.ndarray | None]]:
     """Render a clip of consecutive shots at (H, W) with its true motion: returns frames (H, W, 3) uint8, and
     for each frame the backward flow to the previous frame (H, W, 2) and the mask of pixels visible in both
-    (H, W) bool, None at the first frame of each shot (a cut).
+    (H, W) bool, None at the first frame of each shot (a cut). See `iter_shots`."""
+    frames, flows, masks = [], [], []
+    for frame, flow, mask in iter_shots(shots, size):
+        frames.append(frame)
+        flows.append(flow)
+        masks.append(mask)
+    return frames, flows, masks
+
+
+def iter_shots(shots: Sequence[Shot], size: tuple[int, int], *, with_motion: bool = True):
+    """Yield (frame (H, W, 3) uint8, backward flow (H, W, 2) or None, visible mask (H, W) or None) frame by frame
+    (a long clip is never held in memory); without `with_motion` only frames, flow and mask None.
 
     Each photo is first resized so that its short side is 1.25 x the distance the view sweeps (area
-    interpolation when shrinking, so the clip is not aliased), then frame t is the photo under the affine map A_t (pan, zoom and rotation about the frame centre,
-    bilinear), so pixel p of frame t was at A_{t-1} A_t^-1 p in frame t-1. Pixels that come from outside frame
-    t-1, or from or next to the sprite where the background was covered, are masked out."""
+    interpolation when shrinking, so the clip is not aliased), then frame t is the photo under the affine map A_t
+    (pan, zoom and rotation about the frame centre, bilinear), so pixel p of frame t was at A_{t-1} A_t^-1 p in
+    frame t-1. Pixels that come from outside frame t-1, or from or next to the sprite where the background was
+    covered, are masked out; the first frame of each shot has no motion (a cut)."""
     h, w = size
-    frames: list[np.ndarray] = []
-    flows: list[np.ndarray | None] = []
-    masks: list[np.ndarray | None] = []
     xs, ys = _grid(h, w)
     for shot in shots:
         ph, pw = shot.photo.shape[:2]
@@ -321,10 +330,9 @@ def render_shots(shots: Sequence[Shot], size: tuple[int, int]) -> tuple[list[np.
         sprite = None
         if shot.sprite_from is not None and shot.sprite_size > 0:
             s = shot.sprite_size
-            src = cv2.resize(shot.sprite_from, (s, s), interpolation=cv2.INTER_AREA)
-            sprite = src
+            sprite = cv2.resize(shot.sprite_from, (s, s), interpolation=cv2.INTER_AREA)
         for t in range(shot.frames):
-            # frame centre follows the pan over the photo centre; zoom and rotation about the frame centre
+            # the frame centre pans over the photo; zoom and rotation about the frame centre
             cx = pw / 2 + shot.pan[0] * (t - shot.frames / 2)
             cy = ph / 2 + shot.pan[1] * (t - shot.frames / 2)
             m = cv2.getRotationMatrix2D((cx, cy), shot.rotation * t, shot.zoom**t)
@@ -340,10 +348,8 @@ def render_shots(shots: Sequence[Shot], size: tuple[int, int]) -> tuple[list[np.
                 fx0, fy0, fx1, fy1 = max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)
                 if fx1 > fx0 and fy1 > fy0:
                     frame[fy0:fy1, fx0:fx1] = sprite[fy0 - box[1]:fy1 - box[1], fx0 - box[0]:fx1 - box[0]]
-            frames.append(frame)
-            if prev_a is None:
-                flows.append(None)
-                masks.append(None)
+            if prev_a is None or not with_motion:
+                yield frame, None, None
             else:
                 rel = prev_a @ np.linalg.inv(a)  # frame t -> frame t-1
                 tx = rel[0, 0] * xs + rel[0, 1] * ys + rel[0, 2]
@@ -360,10 +366,8 @@ def render_shots(shots: Sequence[Shot], size: tuple[int, int]) -> tuple[list[np.
                     sprite_ok = in_now & now_inside & ~_edge(xs, ys, box) & _in_box(tx, ty, prev_box, 0)
                     back_ok = ~_in_box(xs, ys, box, 1) & mask & ~_in_box(tx, ty, prev_box, 1)
                     mask = sprite_ok | back_ok
-                flows.append(np.stack([tx - xs, ty - ys], -1).astype(np.float32))
-                masks.append(mask)
+                yield frame, np.stack([tx - xs, ty - ys], -1).astype(np.float32), mask
             prev_a, prev_box = a, box
-    return frames, flows, masks
 
 
 def _in_box(x: np.ndarray, y: np.ndarray, box: tuple[int, int, int, int] | None, margin: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from ..engine.inference import InferenceModel
 from ..engine.metrics.image_quality import psnr, ssim
 from .config import VideoConfig
 from .data import iter_frames, probe, to_tensor
-from .nets import build_predictor, gradient_difference_loss, motion_prior, warp
+from .nets import PRIOR_PAIRS, build_predictor, gradient_difference_loss, motion_prior, warp
 
 
 def _as_frames(frames, what: str = "frames") -> torch.Tensor:
@@ -65,6 +65,28 @@ def match_channels(x: torch.Tensor, channels: int, what: str) -> torch.Tensor:
     raise InputError(f"{what}: {c} channels, the model expects {channels}")
 
 
+class RolloutGraph(nn.Module):
+    """A predictor's roll-out of `future` frames as one graph, for export: context (B, Tc, C, H, W) in [-1, 1]
+    [, priors (B, Tc, 2, H, W)] -> (B, future, C, H, W). The roll-out is a loop over a fixed number of frames,
+    so `future` is fixed when exported (roll longer by feeding predictions back as context). The flowprior
+    head's motion prior is OpenCV Farneback flow, not a torch operation, so here it is an input: the prior of
+    context step t is `motion_prior(context[:, :t + 1], PRIOR_PAIRS)` (`Predictor.motion_priors`)."""
+
+    def __init__(self, net: nn.Module, future: int):
+        super().__init__()
+        self.net, self.future = net, future
+
+    def forward(self, context: torch.Tensor, priors: torch.Tensor | None = None) -> torch.Tensor:
+        if priors is None:
+            return self.net(context, self.future)
+        given = list(priors.unbind(1))  # Tc x (B, 2, H, W)
+        self.net._priors = lambda _context: given  # this call only: the priors fed in, not computed by OpenCV
+        try:
+            return self.net(context, self.future)
+        finally:
+            del self.net._priors
+
+
 class Predictor(InferenceModel):
     """Continue a clip: the last `context` frames in, `frames` predicted frames out.
 
@@ -101,6 +123,39 @@ class Predictor(InferenceModel):
     @property
     def size(self) -> int:
         return self.config.size
+
+    @staticmethod
+    def motion_priors(context: torch.Tensor) -> torch.Tensor:
+        """The flowprior head's motion priors of a context (B, Tc, C, H, W): (B, Tc, 2, H, W) pixels per frame,
+        the input an exported flowprior predictor takes next to the context."""
+        return torch.stack([motion_prior(context[:, :t + 1], PRIOR_PAIRS) for t in range(context.shape[1])], 1)
+
+    def export_graphs(self, sizes: list[tuple[int, int]] | None = None) -> list:
+        """The predictor as one graph `gen`: context (B, Tc, C, S, S) [+ priors (B, Tc, 2, S, S) with the
+        flowprior head] -> future (B, K, C, S, S), K = the training horizon, any batch, at the model's size S
+        (the roll-out and the warp grids are built for it). Traced at batch 2, checked at batches 1 and 3."""
+        from ..engine.export import Graph
+
+        if sizes:
+            raise InputError(f"--check-sizes: the video predictor runs at its own size ({self.size}x{self.size}); "
+                             f"there are no sizes to choose")
+        c = self.config
+        flowprior = getattr(self.net, "head_kind", None) == "flowprior"
+        g = torch.Generator().manual_seed(0)
+
+        def feeds(b: int) -> dict[str, torch.Tensor]:
+            context = torch.rand(b, c.context_frames, c.channels, c.size, c.size, generator=g) * 2 - 1
+            return {"context": context, **({"priors": self.motion_priors(context)} if flowprior else {})}
+
+        dynamic = {"context": {0: "batch"}, **({"priors": {0: "batch"}} if flowprior else {})}
+        note = (f"context (batch, {c.context_frames}, {c.channels}, {c.size}, {c.size}) float32 in [-1, 1] -> future "
+                f"(batch, {c.future_frames}, {c.channels}, {c.size}, {c.size})")
+        if flowprior:
+            note += (f"; priors (batch, {c.context_frames}, 2, {c.size}, {c.size}): per context step t, OpenCV "
+                     f"Farneback flow (0.5, 3, 15, 3, 5, 1.2) of frame t back to frames t-1..t-{PRIOR_PAIRS} on 8-bit "
+                     f"luma, divided by the distance and averaged (ganapps.video.nets.motion_prior); zero at t=0")
+        return [Graph("gen", RolloutGraph(self.export_net("gen"), c.future_frames), feeds(2), ["future"],
+                      dynamic=dynamic, checks=[feeds(1), feeds(3)], note=note)]
 
     def prepare(self, frames, what: str = "frames") -> torch.Tensor:
         """Any accepted input -> (T, C_model, size, size) in [-1, 1] (all its frames)."""

@@ -1,0 +1,192 @@
+"""`ganapps cyclegan|video|medical export RUN --format onnx|torchscript`: the exported files reproduce the
+pipelines' own outputs outside them (ONNX Runtime, torch.jit.load) at sizes and batches not traced, and what a
+net or an option cannot take is one line with exit 2 and nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ganapps.cli import main
+from ganapps.engine.export import PARITY_TOLERANCE
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+
+
+def _cyclegan_model(folder, **kw):
+    from ganapps.cyclegan.config import CycleGANConfig
+    from ganapps.cyclegan.pipeline import Translator
+
+    cfg = CycleGANConfig(**{"gen": "resnet_6blocks", "ngf": 4, "device": "cpu", **kw})
+    torch.manual_seed(0)
+    Translator.from_nets(Translator.build_nets(cfg), cfg, torch.device("cpu")).export(folder, fp16=False)
+    return folder
+
+
+def _video_model(folder, **kw):
+    from ganapps.video.config import PRESETS, VideoConfig
+    from ganapps.video.pipeline import Predictor
+
+    cfg = VideoConfig(**{**PRESETS["tiny"], "use_gray": False, "head": "flowprior", **kw})
+    torch.manual_seed(0)
+    net = Predictor.build_nets(cfg)["gen"]
+    for p in net.parameters():  # an untrained flowprior head is the Farneback baseline; move it off that
+        p.data.add_(0.05 * torch.randn_like(p))
+    Predictor(net, cfg).export(folder, fp16=False)
+    return folder
+
+
+def _medical_model(folder, **kw):
+    from ganapps.medical.config import PRESETS, MedicalConfig
+    from ganapps.medical.pipeline import Synthesizer
+
+    cfg = MedicalConfig(**{**PRESETS["tiny"], **kw})
+    torch.manual_seed(0)
+    Synthesizer(Synthesizer.build_nets(cfg)["gen"], cfg).export(folder, fp16=False)
+    return folder
+
+
+def _last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_cyclegan_onnx_translates_like_the_translator_at_any_size(tmp_path, capsys):
+    """Both generators as ONNX with any batch, height and width: ONNX Runtime on an odd size never traced or
+    checked gives the Translator's output (padding to the net's multiple happens inside the graph)."""
+    ort = pytest.importorskip("onnxruntime", reason="the export extra")
+    from ganapps.cyclegan.pipeline import Translator
+
+    model = _cyclegan_model(tmp_path / "model")
+    out = tmp_path / "onnx"
+    assert main(["cyclegan", "export", str(model), "--out", str(out), "--format", "onnx", "--check-sizes",
+                 "40,37x53", "--json", "--quiet"]) == 0
+    res = _last_json(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "export.json", "gen_ab.onnx", "gen_ba.onnx"]
+    assert max(res["max_abs_diff"].values()) <= PARITY_TOLERANCE and res["checks"] == {"gen_ab": 3, "gen_ba": 3}
+    translator = Translator.from_checkpoint(model, device="cpu")
+    x = torch.rand(2, 3, 45, 70) * 2 - 1
+    for direction, name in (("a2b", "gen_ab"), ("b2a", "gen_ba")):
+        session = ort.InferenceSession(str(out / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+        assert float((got - translator.translate_tensor(x, direction)).abs().max()) <= PARITY_TOLERANCE
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["graphs"]["gen_ab"]["smallest"] == {"batch": 1, "height": 4, "width": 4}
+
+
+def test_video_predictor_exports_with_its_motion_priors_as_an_input(tmp_path, capsys):
+    """The flowprior predictor's roll-out as one graph: context + the Farneback priors (computed outside, as
+    `Predictor.motion_priors` does) -> the training horizon, any batch, in TorchScript and ONNX."""
+    ort = pytest.importorskip("onnxruntime", reason="the export extra")
+    from ganapps.video.pipeline import Predictor
+
+    model = _video_model(tmp_path / "model")
+    pred = Predictor.from_checkpoint(model, device="cpu")
+    g = torch.Generator().manual_seed(3)
+    context = (torch.rand(4, 3, 3, 16, 16, generator=g) * 2 - 1)  # (B, Tc, C, S, S)
+    priors = Predictor.motion_priors(context)
+    with torch.no_grad():
+        expected = pred.net(context, 2)  # (B, K, C, S, S)
+    assert main(["video", "export", str(model), "--out", str(tmp_path / "ts"), "--format", "torchscript",
+                 "--quiet"]) == 0
+    traced = torch.jit.load(str(tmp_path / "ts" / "gen.pt"))
+    with torch.no_grad():
+        assert float((traced(context, priors) - expected).abs().max()) <= PARITY_TOLERANCE
+    assert main(["video", "export", str(model), "--out", str(tmp_path / "onnx"), "--format", "onnx", "--json",
+                 "--quiet"]) == 0
+    assert _last_json(capsys)["max_abs_diff"]["gen"] <= PARITY_TOLERANCE
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "gen.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"context": context.numpy(), "priors": priors.numpy()})[0]
+    assert np.abs(got - expected.numpy()).max() <= PARITY_TOLERANCE
+    note = json.loads((tmp_path / "onnx" / "export.json").read_text())["graphs"]["gen"]["note"]
+    assert "Farneback" in note and "priors (batch, 3, 2, 16, 16)" in note
+
+
+@pytest.mark.parametrize("condition", ["none", "position", "label"])
+def test_medical_generator_exports_one_slice_per_call(tmp_path, condition, capsys):
+    from ganapps.medical.nets import position_features
+    from ganapps.medical.pipeline import Synthesizer
+
+    kw = {"condition": condition, **({"num_classes": 3} if condition == "label" else {})}
+    model = _medical_model(tmp_path / "model", **kw)
+    assert main(["medical", "export", str(model), "--out", str(tmp_path / "ts"), "--format", "torchscript",
+                 "--json", "--quiet"]) == 0
+    assert _last_json(capsys)["checks"] == {"gen": 3}
+    synth = Synthesizer.from_checkpoint(model, device="cpu")
+    traced = torch.jit.load(str(tmp_path / "ts" / "gen.pt"))
+    z = torch.randn(1, synth.config.z_dim)
+    with torch.no_grad():
+        if condition == "none":
+            got, expected = traced(z), synth.gen(z)
+        elif condition == "position":
+            pos = torch.tensor([0.3])
+            got, expected = traced(z, pos), synth.gen(z, position_features(pos))
+        else:
+            seg = torch.nn.functional.one_hot(torch.randint(0, 3, (1, 32, 32)), 3).permute(0, 3, 1, 2).float()
+            got, expected = traced(z, seg), synth.gen(z, seg)
+    assert got.shape == (1, 1, 32, 32) and float((got - expected).abs().max()) <= PARITY_TOLERANCE
+
+
+def test_a_format_the_net_cannot_take_is_refused_with_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys):
+    """The slice generator reshapes with len(z): asked for a dynamic batch, its traced graph keeps the traced
+    batch, fails at another, and the file is refused (which is why the medical export fixes the batch at 1)."""
+    from ganapps.engine.export import Graph
+    from ganapps.medical.pipeline import Synthesizer
+
+    original = Synthesizer.export_graphs
+
+    def dynamic_batch(self, sizes=None):
+        g = original(self, sizes)[0]
+        z = g.inputs["z"]
+        return [Graph(g.name, g.module, {"z": torch.cat([z, z])}, g.outputs, dynamic={"z": {0: "batch"}},
+                      checks=[{"z": torch.randn(5, z.shape[1])}])]
+
+    monkeypatch.setattr(Synthesizer, "export_graphs", dynamic_batch)
+    model = _medical_model(tmp_path / "model")
+    out = tmp_path / "out"
+    assert main(["medical", "export", str(model), "--out", str(out), "--format", "torchscript"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{out / 'gen.pt'}: the exported 'gen' fails on inputs {{'z': [5, 16]}}" in err
+    assert "torchscript cannot take this net; not written" in err and len(err.splitlines()) == 1
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--format", "tflite"], "--format tflite: expected one of safetensors, onnx, torchscript"),
+    (["--format", "torchscript", "--fp16"], "--fp16: torchscript exports are float32"),
+    (["--format", "torchscript", "--check-sizes", "2"], "--check-sizes 2x2: this generator takes sides of at least 4"),
+    (["--format", "torchscript", "--check-sizes", "64,x9"], "--check-sizes 64,x9: expected sizes like 128 or 257x301"),
+    (["--check-sizes", "64"], "--check-sizes: only graph exports (onnx, torchscript) run parity checks"),
+])
+def test_export_options_a_net_cannot_take_are_one_line_errors(tmp_path, args, needle, capsys):
+    model = _cyclegan_model(tmp_path / "model")
+    out = tmp_path / "out"
+    assert main(["cyclegan", "export", str(model), "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_video_and_medical_have_no_sizes_to_check(tmp_path, capsys):
+    assert main(["video", "export", str(_video_model(tmp_path / "v")), "--out", str(tmp_path / "o"), "--format",
+                 "torchscript", "--check-sizes", "32"]) == 2
+    assert "the video predictor runs at its own size (16x16)" in capsys.readouterr().err
+    assert main(["medical", "export", str(_medical_model(tmp_path / "m")), "--out", str(tmp_path / "o"),
+                 "--format", "torchscript", "--check-sizes", "32"]) == 2
+    assert "the slice generator makes 32x32 images" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_the_shipped_translation_model_in_onnx_at_128_257x301_and_720x1280(tmp_path, capsys):
+    """The acceptance sizes, one pass each (720x1280 directly, no tiles)."""
+    pytest.importorskip("onnxruntime", reason="the export extra")
+    from ganapps.engine.checkpoint import shipped_model
+
+    assert main(["cyclegan", "export", str(shipped_model("cyclegan-default")), "--out", str(tmp_path / "onnx"),
+                 "--format", "onnx", "--check-sizes", "128,257x301,720x1280", "--json", "--quiet"]) == 0
+    res = _last_json(capsys)
+    assert max(res["max_abs_diff"].values()) <= PARITY_TOLERANCE
+    checks = json.loads((tmp_path / "onnx" / "export.json").read_text())["graphs"]["gen_ab"]["checks"]
+    assert [c["shapes"]["image"][2:] for c in checks] == [[64, 64], [128, 128], [257, 301], [720, 1280]]
