@@ -70,8 +70,10 @@ def flicker_part(strengths: list[float]) -> None:
     print("warping error x1e3 (input / per-frame / temporal), excess ratio temporal:per-frame, PSNR temporal vs "
           "per-frame (mean over frames after each shot's first, lowest, first frames of shots), PSNR vs true painting "
           "(per-frame / temporal)", flush=True)
-    for strength, cut_fraction in [(s, 0.5) for s in strengths] + [(strengths[len(strengths) // 2], 0.0)]:
-        filt = TemporalFilter(strength, cut_fraction=cut_fraction)
+    mid = strengths[len(strengths) // 2]
+    runs = [(s, 0.5, 0.1) for s in strengths] + [(mid, 0.0, 0.1), (mid, 0.0, float("inf"))]
+    for strength, cut_fraction, colour in runs:  # the last two: no cut reset; neither cut reset nor colour test
+        filt = TemporalFilter(strength, cut_fraction=cut_fraction, colour_tolerance=colour)
         t0 = time.perf_counter()
         temporal, resets = [], []
         for t, (f, o) in enumerate(zip(frames, per_frame, strict=True)):
@@ -85,7 +87,8 @@ def flicker_part(strengths: list[float]) -> None:
             known.update(streams, cut=flows[t] is None, motion=None if flows[t] is None else (flows[t], masks[t]))
             estimated.update(streams)
         p_tmp = np.mean([psnr(o, g) for o, g in zip(temporal, truth, strict=True)])
-        label = f"strength {strength:.2f}" + ("" if cut_fraction else " NO cut detection")
+        label = f"strength {strength:.2f}" + ("" if cut_fraction else " NO cut reset") + \
+            ("" if colour < 1 else " NO colour test")
         for name, res in (("true motion", known.summary()), ("Farneback  ", estimated.summary())):
             e = {k: 1e3 * res[f"warp_error/{k}"] for k in ("input", "per_frame", "temporal")}
             print(f"{label}  {name}: {e['input']:6.2f} / {e['per_frame']:6.2f} / {e['temporal']:6.2f}  ratio "
@@ -138,8 +141,24 @@ def clip_child(src: str, dst: str, temporal: float) -> dict:
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     translator = Translator.from_checkpoint(device="cpu")
+    page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+    curve: list[float] = []  # resident memory after each frame
+    frames_of = translator.translate_frames
+
+    def tracked(*args, **kwargs):
+        for out in frames_of(*args, **kwargs):
+            curve.append(int(Path("/proc/self/statm").read_text().split()[1]) * page_mb)
+            yield out
+
+    translator.translate_frames = tracked
+    before = resource.getrusage(resource.RUSAGE_SELF)
     res = translate_clip(translator, src, dst, temporal=temporal)
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    res["peak_rss_mb"] = usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    res["cpu_s_per_frame"] = cpu / max(res["frames"], 1)  # steadier than wall time on a shared machine
+    n = len(curve)
+    res["rss_curve_mb"] = {f"{q}%": round(curve[min(n - 1, max(0, round(q / 100 * n) - 1))]) for q in (0, 25, 50, 75, 100)}
     import av
 
     with av.open(dst) as c:
@@ -151,6 +170,8 @@ def clip_child(src: str, dst: str, temporal: float) -> dict:
 def clip_part(seconds: list[float], fps: int, threads: int, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     runs = [(s, 0.7) for s in seconds] + [(seconds[0], 0.0)]
+    if os.environ.get("BENCH_VIDTRANS_RUNS"):  # e.g. "10:0.7,2:0" to rerun some of them
+        runs = [(float(a), float(b)) for a, b in (r.split(":") for r in os.environ["BENCH_VIDTRANS_RUNS"].split(","))]
     for s, temporal in runs:
         src = workdir / f"clip_{s:g}s_{fps}fps.mp4"
         if not src.exists():
@@ -163,9 +184,10 @@ def clip_part(seconds: list[float], fps: int, threads: int, workdir: Path) -> No
             raise RuntimeError(f"clip child failed: {r.stderr.strip().splitlines()[-3:]}")
         res = json.loads(r.stdout.strip().splitlines()[-1])
         print(f"1280x720 {s:g} s at {fps} fps ({res['frames']} frames), temporal {temporal:g}: "
-              f"{res['frames_per_s']:.3f} frames/s, peak RSS {res['peak_rss_mb']:.0f} MB, audio {res['audio']} -> "
+              f"{res['frames_per_s']:.3f} frames/s ({res['cpu_s_per_frame']:.2f} CPU s/frame), peak RSS {res['peak_rss_mb']:.0f} MB, audio {res['audio']} -> "
               f"{res['audio_streams_out']} stream(s), {res['audio_samples_out']} samples read back, load average "
-              f"{os.getloadavg()[0]:.1f}", flush=True)
+              f"{os.getloadavg()[0]:.1f}; RSS after the first frame and at 25/50/75/100% of the frames: "
+              f"{' / '.join(str(v) for v in res['rss_curve_mb'].values())} MB", flush=True)
 
 
 # --------------------------------------------------------------------------- ONNX export of the shipped model
@@ -229,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--parts", default="flicker,clip,onnx")
     p.add_argument("--strengths", default="0.5,0.7,0.9")
     p.add_argument("--seconds", default="2,10", help="clip lengths for the memory comparison")
-    p.add_argument("--fps", type=int, default=int(os.environ.get("BENCH_VIDTRANS_FPS", "10")))
+    p.add_argument("--fps", type=int, default=int(os.environ.get("BENCH_VIDTRANS_FPS", "5")))
     p.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "1")))
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--workdir", default=os.environ.get("BENCH_VIDTRANS_DIR", "/tmp/bench-vidtrans"))

@@ -54,10 +54,12 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """out(p) = image(p + flow(p)), bilinear, border replicated. image (H, W[, C]) float32, flow (H, W, 2)."""
+    """out(p) = image(p + flow(p)), bilinear, border replicated. image (H, W[, C]) float32, flow (H, W, 2) ->
+    the image's shape (a single channel keeps its axis)."""
     h, w = flow.shape[:2]
     xs, ys = _grid(h, w)
-    return cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.remap(image, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out[..., None] if image.ndim == 3 and out.ndim == 2 else out
 
 
 def consistency_mask(bwd: np.ndarray, fwd: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
@@ -145,8 +147,6 @@ class TemporalFilter:
                 if self.feather > 0:
                     soft = cv2.GaussianBlur(soft, (0, 0), self.feather) * soft  # feathered inside, 0 outside
                 carried = warp(self._prev_out, bwd)
-                if carried.ndim == 2:
-                    carried = carried[..., None]
                 out = out + (self.strength * soft)[..., None] * (carried - out)
                 self.last = FilterStep(cut=False, valid=valid)
         self._prev_gray, self._prev_out = gray, out
@@ -162,10 +162,10 @@ def warping_error(cur: np.ndarray, prev: np.ndarray, bwd: np.ndarray, mask: np.n
     mean |O_t - warp(O_{t-1})| over the non-occluded pixels and the channels, frames (H, W, C) in [0, 1]
     (the paper squares the difference; this is the L1 form). `bwd` (H, W, 2) maps frame t to t-1, `mask`
     (H, W) bool marks pixels visible in both. NaN when no pixel is valid."""
+    if cur.ndim == 2:
+        cur, prev = cur[..., None], prev[..., None]
     warped = warp(prev.astype(np.float32), bwd)
-    if warped.ndim == 2:
-        warped = warped[..., None]
-    diff = np.abs(cur.astype(np.float32) - warped).mean(-1)
+    diff = np.abs(cur.astype(np.float32) - warped).mean(-1)  # (H, W)
     n = int(mask.sum())
     return float(diff[mask].sum() / n) if n else float("nan")
 
@@ -210,7 +210,6 @@ class FlickerMeter:
         bwd = self._flow(gray, prev_gray)
         mask = consistency_mask(bwd, self._flow(prev_gray, gray))
         prev = warp(self._prev["input"].astype(np.float32), bwd)
-        prev = prev[..., None] if prev.ndim == 2 else prev
         colour = np.abs(frame.astype(np.float32) / 255.0 - prev).mean(-1) <= self.colour_tolerance
         return bwd, mask, float((mask & colour).mean()) < self.cut_fraction
 

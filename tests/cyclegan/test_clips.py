@@ -208,6 +208,20 @@ def test_strength_zero_or_a_still_clip_changes_nothing(shipped):
         TemporalFilter(1.0)
 
 
+def test_a_gray_model_gets_luma_and_its_outputs_are_filtered_too():
+    """A 1-channel model: colour frames are converted to luma, outputs are (H, W, 1), the filter still blends
+    (a still clip: the blend of equal outputs is that output)."""
+    from ganapps.cyclegan.config import CycleGANConfig
+
+    cfg = CycleGANConfig(gen="resnet_6blocks", ngf=4, channels=1, device="cpu")
+    gray = Translator.from_nets(Translator.build_nets(cfg), cfg, __import__("torch").device("cpu"))
+    frames, _, _ = shots(n=3, size=48)
+    outs = list(gray.translate_frames(frames, temporal=0.7))
+    assert all(o.shape == (48, 48, 1) and o.dtype == np.uint8 for o in outs)
+    still = list(gray.translate_frames([frames[0]] * 3, temporal=0.7))
+    assert all(np.abs(o.astype(int) - gray(frames[0]).astype(int)).max() <= 1 for o in still)
+
+
 def test_translate_frames_pulls_one_frame_per_output_and_takes_every_frame_kind(shipped):
     import torch
 
