@@ -104,6 +104,23 @@ def test_video_predictor_exports_with_its_motion_priors_as_an_input(tmp_path, ca
     assert "Farneback" in note and "priors (batch, 3, 2, 16, 16)" in note
 
 
+@pytest.mark.parametrize("predictor, head", [("convlstm", "direct"), ("convlstm", "warp"), ("conv3d", "direct")])
+def test_every_predictor_kind_exports_its_roll_out(tmp_path, predictor, head, capsys):
+    from ganapps.video.pipeline import Predictor
+
+    model = _video_model(tmp_path / "model", predictor=predictor, head=head)
+    assert main(["video", "export", str(model), "--out", str(tmp_path / "ts"), "--format", "torchscript",
+                 "--json", "--quiet"]) == 0
+    assert _last_json(capsys)["checks"] == {"gen": 3}
+    manifest = json.loads((tmp_path / "ts" / "export.json").read_text())["graphs"]["gen"]
+    assert list(manifest["inputs"]) == ["context"]  # no priors without the flowprior head
+    pred = Predictor.from_checkpoint(model, device="cpu")
+    context = torch.rand(2, 3, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        got = torch.jit.load(str(tmp_path / "ts" / "gen.pt"))(context)
+        assert float((got - pred.net(context, 2)).abs().max()) <= PARITY_TOLERANCE
+
+
 @pytest.mark.parametrize("condition", ["none", "position", "label"])
 def test_medical_generator_exports_one_slice_per_call(tmp_path, condition, capsys):
     from ganapps.medical.nets import position_features
