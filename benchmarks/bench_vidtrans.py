@@ -7,7 +7,9 @@
    shots), PSNR of both against the true painting of each frame (cv2.stylization, what the painting domain is
    made of), for several strengths, and without cut detection.
 2. clip: 1280x720 H.264 + AAC clips of 2 s and 10 s (a pan over a photo), each translated by `translate_clip` in
-   its own process: frames/s with and without the temporal filter, peak RSS (getrusage) of each, audio read back.
+   its own process: frames/s (wall and CPU) with and without the temporal filter, peak RSS (getrusage) and the
+   resident memory after each frame, audio read back; then the same with an identity net at 25 fps (the
+   decoder, filter and encoder alone over many frames).
 3. onnx: the shipped generator exported to ONNX (parity-checked as `ganapps cyclegan export --format onnx` does)
    and run at 128x128, 257x301 and 720x1280: max |ONNX Runtime - PyTorch| and images/s of ONNX Runtime, PyTorch
    float32 and PyTorch bf16 autocast.
@@ -133,7 +135,7 @@ def make_clip(path: Path, seconds: float, fps: int, size=(720, 1280)) -> Path:
     return path
 
 
-def clip_child(src: str, dst: str, temporal: float) -> dict:
+def clip_child(src: str, dst: str, temporal: float, io_only: bool = False) -> dict:
     import torch
 
     from ganapps.cyclegan.pipeline import Translator
@@ -141,6 +143,8 @@ def clip_child(src: str, dst: str, temporal: float) -> dict:
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     translator = Translator.from_checkpoint(device="cpu")
+    if io_only:  # decode, filter and encode only: the net returns its input
+        Translator.translate_tensor = lambda self, x, direction="a2b": x.clone()
     page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
     curve: list[float] = []  # resident memory after each frame
     frames_of = translator.translate_frames
@@ -168,22 +172,29 @@ def clip_child(src: str, dst: str, temporal: float) -> dict:
 
 
 def clip_part(seconds: list[float], fps: int, threads: int, workdir: Path) -> None:
+    """The shipped model on 2 s and 10 s clips at `fps` (temporal 0.7), the 2 s clip without the filter, then
+    the same pipeline with the net replaced by the identity on 2 s and 10 s clips at 25 fps (decoder, filter
+    and encoder alone: cheap enough for many frames)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    runs = [(s, 0.7) for s in seconds] + [(seconds[0], 0.0)]
-    if os.environ.get("BENCH_VIDTRANS_RUNS"):  # e.g. "10:0.7,2:0" to rerun some of them
-        runs = [(float(a), float(b)) for a, b in (r.split(":") for r in os.environ["BENCH_VIDTRANS_RUNS"].split(","))]
-    for s, temporal in runs:
-        src = workdir / f"clip_{s:g}s_{fps}fps.mp4"
+    runs = [(s, fps, 0.7, "model") for s in seconds] + [(seconds[0], fps, 0.0, "model")]
+    runs += [(s, 25, 0.7, "io") for s in seconds]
+    if os.environ.get("BENCH_VIDTRANS_RUNS"):  # e.g. "10:5:0.7:model,2:25:0.7:io" to rerun some of them
+        runs = [(float(a), int(b), float(c), d) for a, b, c, d in
+                (r.split(":") for r in os.environ["BENCH_VIDTRANS_RUNS"].split(","))]
+    for s, rate, temporal, what in runs:
+        src = workdir / f"clip_{s:g}s_{rate}fps.mp4"
         if not src.exists():
-            make_clip(src, s, fps)
-        dst = workdir / f"out_{s:g}s_{temporal:g}.mp4"
+            make_clip(src, s, rate)
+        dst = workdir / f"out_{s:g}s_{rate}fps_{temporal:g}_{what}.mp4"
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCH_THREADS": str(threads)}
-        cmd = [sys.executable, "-m", "benchmarks.bench_vidtrans", "--clip-child", str(src), str(dst), str(temporal)]
+        cmd = [sys.executable, "-m", "benchmarks.bench_vidtrans", "--clip-child", str(src), str(dst), str(temporal),
+               *(["--io-only"] if what == "io" else [])]
         r = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         if r.returncode != 0:
             raise RuntimeError(f"clip child failed: {r.stderr.strip().splitlines()[-3:]}")
         res = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"1280x720 {s:g} s at {fps} fps ({res['frames']} frames), temporal {temporal:g}: "
+        print(f"1280x720 {s:g} s at {rate} fps ({res['frames']} frames), temporal {temporal:g}"
+              f"{', decode/filter/encode only (identity net)' if what == 'io' else ''}: "
               f"{res['frames_per_s']:.3f} frames/s ({res['cpu_s_per_frame']:.2f} CPU s/frame), peak RSS {res['peak_rss_mb']:.0f} MB, audio {res['audio']} -> "
               f"{res['audio_streams_out']} stream(s), {res['audio_samples_out']} samples read back, load average "
               f"{os.getloadavg()[0]:.1f}; RSS after the first frame and at 25/50/75/100% of the frames: "
@@ -256,9 +267,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--workdir", default=os.environ.get("BENCH_VIDTRANS_DIR", "/tmp/bench-vidtrans"))
     p.add_argument("--clip-child", nargs=3, metavar=("SRC", "DST", "TEMPORAL"))
+    p.add_argument("--io-only", action="store_true")
     a = p.parse_args([] if argv is None and __name__ != "__main__" else argv)
     if a.clip_child:
-        print(json.dumps(clip_child(a.clip_child[0], a.clip_child[1], float(a.clip_child[2]))))
+        print(json.dumps(clip_child(a.clip_child[0], a.clip_child[1], float(a.clip_child[2]), a.io_only)))
         return
     import torch
 
