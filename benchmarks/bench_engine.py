@@ -52,7 +52,7 @@ def bare_loop(steps: int, batch: int, hidden: int) -> float:
 def trainer_loop(steps: int, batch: int, hidden: int) -> float:
     out = tempfile.mkdtemp()
     try:
-        cfg = ToyConfig(out=out + "/run", steps=steps, batch_size=batch, hidden=hidden, loss="hinge", lr_g=1e-3,
+        cfg = ToyConfig(out=out + "/run", steps=steps, batch_size=batch, hidden=hidden, gan_loss="hinge", lr_g=1e-3,
                         lr_d=1e-3, beta1=0.0, beta2=0.9, quiet=True, use_tensorboard=False, write_report=False,
                         sample_every_steps=10**9, checkpoint_every_steps=10**9, log_every_steps=50,
                         ema_halflife_images=0.0, use_spectral_norm=False)  # the same maths as bare_loop

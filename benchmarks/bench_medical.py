@@ -104,7 +104,7 @@ def train_throughput(steps: int = 30) -> dict[str, float]:
         t0 = time.perf_counter()
         train(task)
         wall = time.perf_counter() - t0
-    print(f"training (preset mni: dcgan, 64 px, channels 12, batch {cfg.batch_size}, {torch.get_num_threads()} "
+    print(f"training (preset mni: dcgan, 64 px, width 12, batch {cfg.batch_size}, {torch.get_num_threads()} "
           f"CPU thread(s)): {steps / wall:.2f} steps/s, {steps * cfg.batch_size / wall:.0f} images/s "
           f"(incl. start-up, final checkpoint and evaluation)")
     return {"steps_per_s": steps / wall}

@@ -218,7 +218,7 @@ def _mnist_sets(seed: int):
     from ganapps.video.data import MovingMNIST, load_mnist_digits
 
     digits = load_mnist_digits(moving_mnist.fetch_digits())
-    train, test = MovingMNIST(digits[:4000], 20, seed=seed), MovingMNIST(digits[4000:], 20, items=64, seed=10_000)
+    train, test = MovingMNIST.split(digits, "train", 20, seed=seed), MovingMNIST.split(digits, "eval", 20, items=64)
     return train, (torch.stack([test[i] for i in range(len(test))]) + 1) / 2
 
 

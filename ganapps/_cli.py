@@ -8,46 +8,25 @@ import inspect
 import json
 import math
 import os
+import sys
 import typing
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, get_args, get_origin
 
 import typer
 
-from .engine.config import TrainConfig, from_yaml, resolve
+from .engine.config import (
+    DeprecatedOption,
+    TrainConfig,
+    deprecated_names,
+    describe_options,
+    from_yaml,
+    resolve,
+)
 from .engine.errors import InputError
-
-# Option help shared by all train commands; tasks add their own in HELP dicts.
-HELP = {
-    "out": "run folder (config, metrics, checkpoints, samples, report)",
-    "steps": "training steps (one step = every due phase once)",
-    "batch_size": "images (or points) per step per process",
-    "seed": "seed for weights, noise and data order",
-    "device": "auto, cpu, cuda or mps",
-    "use_amp": "mixed precision: bf16 autocast on CPU, fp16 + grad scaling on CUDA",
-    "grad_clip_norm": "clip gradients to this L2 norm (0: off)",
-    "lr_schedule": "constant, linear (constant, then linear decay to 0) or cosine",
-    "lr_decay_start_steps": "step where decay starts (-1: the schedule's default)",
-    "warmup_steps": "linear LR warm-up steps",
-    "ema_halflife_images": "EMA generator half-life in images (0: off)",
-    "ema_rampup": "EMA half-life ramp-up ratio (StyleGAN2-ADA; 0: off)",
-    "resume": "continue the run in --out from its latest checkpoint",
-    "log_every_steps": "log every N steps",
-    "sample_every_steps": "preview every N steps",
-    "checkpoint_every_steps": "checkpoint every N steps",
-    "keep_checkpoints": "checkpoints kept",
-    "nonfinite_patience": "non-finite steps in a row before a rollback",
-    "nonfinite_lr_factor": "LR factor at each rollback",
-    "quiet": "no progress bar",
-    "num_workers": "data loader worker processes",
-    "threads": "torch CPU threads (0: torch's default)",
-    "eval_every_steps": "evaluate (eval/* in metrics.jsonl) every N steps (0: only at the end)",
-    "use_tensorboard": "write TensorBoard events to RUN/tb",
-    "write_report": "write RUN/report.html (plots, samples, health verdicts) at the end",
-}
-
-TRAIN_GROUP = "Trainer"
+from .engine.spec import TaskSpec
 
 
 def _option_type(hint: Any) -> tuple[Any, str]:
@@ -58,27 +37,72 @@ def _option_type(hint: Any) -> tuple[Any, str]:
     return hint, ""
 
 
+def _option(param: str, name: str, hint: Any, **option: Any) -> inspect.Parameter:
+    """A keyword parameter `param` shown as --name (--name/--no-name for booleans), None when not given."""
+    typ, _ = _option_type(hint)
+    flag = "--" + name.replace("_", "-")
+    decl = [flag] if typ is not bool else [f"{flag}/--no-{name.replace('_', '-')}"]
+    return inspect.Parameter(param, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[Optional[typ], typer.Option(*decl, **option)])  # noqa: UP045
+
+
+def _field_options(cls: type[TrainConfig]) -> list[inspect.Parameter]:
+    """One option per field the task supports (help and panel from the field), then hidden options under the
+    previous release's names (e.g. --loss for --gan-loss), mapped by `_take_deprecated`."""
+    hints = typing.get_type_hints(cls)
+    hidden = set(getattr(cls, "unsupported", ()))
+    params = []
+    for doc in describe_options(cls):
+        if doc.name not in hidden:
+            text = "; ".join(x for x in (doc.help, _option_type(hints[doc.name])[1], f"default {doc.default!r}") if x)
+            params.append(_option(doc.name, doc.name, hints[doc.name], help=text, rich_help_panel=doc.panel,
+                                  show_default=False))
+    return params + [_option(f"deprecated__{old}", old, hints[new], hidden=True)
+                     for old, new in deprecated_names(cls).items()]
+
+
+def _take_deprecated(cls: type[TrainConfig], kwargs: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Move values given under deprecated flags into `overrides` (today's names), warning on stderr."""
+    for old, new in deprecated_names(cls).items():
+        value = kwargs.pop(f"deprecated__{old}", None)
+        if value is None:
+            continue
+        flag, new_flag = "--" + old.replace("_", "-"), "--" + new.replace("_", "-")
+        if overrides.get(new) is not None:
+            raise InputError(f"{flag} (deprecated) and {new_flag} both given; keep {new_flag}")
+        warn(f"{flag} is deprecated; use {new_flag} (the old name is accepted until the next release)")
+        overrides[new] = value
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (rank 0 only)."""
+    if is_main_process():
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _showing_deprecations(fn: Callable[[], Any]) -> Any:
+    """Run `fn`, showing the deprecated option names it maps (in YAML files) as warnings on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecatedOption)
+        result = fn()
+    for w in caught:
+        if issubclass(w.category, DeprecatedOption):
+            warn(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
 def train_command(app: typer.Typer, name: str, cls: type[TrainConfig], run: Callable[..., Any], *,
-                  help: str, task_help: dict[str, str], presets: dict[str, dict] | None = None,
+                  help: str, presets: dict[str, dict] | None = None,
                   extra: list[inspect.Parameter] | None = None) -> None:
     """Register `name` on `app` with one option per field of `cls` plus --config/--preset/--json.
 
-    `run(cfg, json_out=..., **extra)` does the work and returns a dict for --json.
+    Help text and panel come from the field (`describe_options`); options the task lists as `unsupported` are
+    left out; the previous release's option names stay as hidden flags. `run(cfg, json_out=..., **extra)` does
+    the work and returns a dict for --json.
     """
-    hints = typing.get_type_hints(cls)
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    params: list[inspect.Parameter] = []
-    for f in dataclasses.fields(cls):
-        typ, extra_help = _option_type(hints[f.name])
-        text = task_help.get(f.name) or HELP.get(f.name, "")
-        text = "; ".join(x for x in (text, extra_help, f"default {defaults[f.name]!r}") if x)
-        flag = "--" + f.name.replace("_", "-")
-        decl = [flag] if typ is not bool else [f"{flag}/--no-{f.name.replace('_', '-')}"]
-        panel = TRAIN_GROUP if f.name in HELP and f.name not in task_help else "Task"
-        params.append(inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-            annotation=Annotated[Optional[typ], typer.Option(*decl, help=text, rich_help_panel=panel,  # noqa: UP045
-                                                             show_default=False)]))
+    params = _field_options(cls)
     params.append(inspect.Parameter(
         "config", inspect.Parameter.KEYWORD_ONLY, default=None,
         annotation=Annotated[Optional[Path], typer.Option("--config", help="YAML file of options; flags win")]))  # noqa: UP045
@@ -90,10 +114,12 @@ def train_command(app: typer.Typer, name: str, cls: type[TrainConfig], run: Call
         "json_out", inspect.Parameter.KEYWORD_ONLY, default=False,
         annotation=Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")]))
     params.extend(extra or [])
-    field_names = set(defaults)
+    field_names = {f.name for f in dataclasses.fields(cls)}
+    out_default = next(f.default for f in dataclasses.fields(cls) if f.name == "out")
 
     def command(**kwargs: Any) -> None:
         overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in field_names}
+        _take_deprecated(cls, kwargs, overrides)
         config_file = kwargs.pop("config")
         preset_name = kwargs.pop("preset", "default")
         json_out = kwargs.pop("json_out")
@@ -103,12 +129,13 @@ def train_command(app: typer.Typer, name: str, cls: type[TrainConfig], run: Call
                 raise InputError(f"--preset {preset_name}: expected one of " + ", ".join(presets))
             preset = dict(presets[preset_name])
         if overrides.get("resume"):  # a resumed run starts from its own recorded options
-            out = overrides.get("out") or defaults["out"]
-            saved = Path(out) / "config.yaml"
+            saved = Path(overrides.get("out") or out_default) / "config.yaml"
             if not saved.is_file():
                 raise InputError(f"{saved}: not found; --resume needs an existing run in --out")
-            preset = {k: v for k, v in dataclasses.asdict(from_yaml(cls, saved)).items() if k != "resume"}
-        cfg = resolve(cls, preset, str(config_file) if config_file else None, overrides)
+            recorded = _showing_deprecations(lambda: from_yaml(cls, saved))
+            preset = {k: v for k, v in dataclasses.asdict(recorded).items() if k != "resume"}
+        cfg = _showing_deprecations(
+            lambda: resolve(cls, preset, str(config_file) if config_file else None, overrides))
         result = run(cfg, json_out=json_out, **kwargs)
         if json_out:
             print_json(result)
@@ -116,6 +143,38 @@ def train_command(app: typer.Typer, name: str, cls: type[TrainConfig], run: Call
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__doc__ = help
     app.command(name, help=help)(command)
+
+
+def run_train(spec: TaskSpec, cfg: TrainConfig, *, json_out: bool) -> dict[str, Any]:
+    """`ganapps TASK train`: train `spec`'s task on `cfg`, print its one-line summary (unless --json) and return
+    the figures for --json. Exit 130 after an interrupt (the trainer saved a checkpoint first)."""
+    from .engine.trainer import train
+
+    task = spec.build_task(cfg)
+    result = train(task)
+    ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
+    if not json_out and is_main_process():
+        summary = task.summary(ev) if ev and hasattr(task, "summary") else ""
+        print(f"{summary}  run {result.run_dir}".strip())
+    if result.interrupted:
+        raise typer.Exit(130)
+    return {**ev, "run": str(result.run_dir), "steps": result.step, "samples": str(result.run_dir / "samples"),
+            "verdicts": sorted({v.kind for v in result.verdicts})}
+
+
+def task_app(spec: TaskSpec) -> typer.Typer:
+    """The `ganapps TASK` group: the task's own commands (spec.cli), `train` from its config, and `export` when it
+    has an inference class."""
+    from functools import partial
+
+    from ._inference_cli import export_command
+    from .engine.spec import load_ref
+
+    app = load_ref(spec.cli) if spec.cli else typer.Typer(no_args_is_help=True)
+    train_command(app, "train", spec.config, partial(run_train, spec), help=spec.train_help, presets=spec.presets)
+    if spec.inference is not None:
+        export_command(app, spec.inference)
+    return app
 
 
 def _clean(v: Any) -> Any:

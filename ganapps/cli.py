@@ -1,4 +1,5 @@
-"""The `ganapps` command: mounts each task's sub-app and turns errors into one line and an exit code.
+"""The `ganapps` command: mounts every task of the registry (ganapps.tasks: train, export and the task's own
+commands), doctor, metrics and tune, and turns errors into one line and an exit code.
 
 Exit codes: 0 ok, 2 bad input or usage, 1 internal error, 130 interrupted (checkpoint saved).
 """
@@ -16,34 +17,29 @@ try:  # Typer >= 0.26 vendors Click
 except ImportError:  # pragma: no cover - older Typer on Click
     from click import ClickException
 
-from . import __version__
+from . import __version__, tasks
+from ._cli import task_app
 from .doctor import doctor
 from .engine.errors import InputError
-from .toy.cli import app as toy_app
 
 app = typer.Typer(help="GANs made practical: translation, video prediction, medical synthesis.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-app.add_typer(toy_app, name="toy")
+for _spec in tasks.specs():
+    app.add_typer(task_app(_spec), name=_spec.name, help=_spec.help, rich_help_panel="Tasks")
 app.command("doctor")(doctor)
 
 
-def _mount_optional() -> None:
-    """Sub-apps of tasks that are present in this install."""
-    import importlib
+def _mount_tools() -> None:
+    """Commands that work across tasks: metrics, tune and the web app (Gradio only loads when it runs)."""
+    from . import metrics_cli, tune
+    from .app import cli as app_cli
 
-    for module, name in (("ganapps.metrics_cli", "metrics"), ("ganapps.tune", "tune"),
-                         ("ganapps.cyclegan.cli", "cyclegan"), ("ganapps.video.cli", "video"),
-                         ("ganapps.medical.cli", "medical")):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and module.startswith(e.name):
-                continue
-            raise
-        app.add_typer(mod.app, name=name)
+    app.add_typer(metrics_cli.app, name="metrics")
+    app.add_typer(tune.app, name="tune")
+    app.add_typer(app_cli.app, name="app")
 
 
-_mount_optional()
+_mount_tools()
 
 
 def _version(value: bool) -> None:

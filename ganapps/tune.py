@@ -1,40 +1,90 @@
 """`ganapps tune TASK`: hyperparameter search with Optuna (TPE, random or grid; median pruning on the
 task's periodic evaluation), studies persisted in SQLite so a killed search resumes where it stopped.
 
-A task takes part by declaring, in its config module, `search_space(trial) -> dict` of option overrides,
-`SEARCH_GRID` (option -> list of values, for --sampler grid) and `OBJECTIVES` (metric -> "maximize" |
-"minimize"). This module is CLI-level code: the engine knows nothing of it.
+A task takes part by giving its SPEC (ganapps.tasks) a `TuneSpec`: `search_space(trial) -> dict` of option
+overrides, a grid (option -> list of values, for --sampler grid), objectives (metric -> "maximize" | "minimize")
+and the config fields shown as flags. This module is CLI-level code: the engine knows nothing of it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import inspect
 import logging
 import math
 import os
+import shutil
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 
+from . import tasks
 from ._cli import print_json
-from .engine.config import resolve
+from .engine.checkpoint import write_text_atomic
+from .engine.config import describe_options, load_yaml, resolve
 from .engine.errors import InputError
+from .engine.spec import TaskSpec, TuneSpec
 
 app = typer.Typer(help="Hyperparameter search (Optuna) over a task's declared space.", no_args_is_help=True)
 
-# task name -> (config module, task module, config class, task class)
-TASKS = {"toy": ("ganapps.toy.config", "ganapps.toy.task", "ToyConfig", "ToyTask")}
+
+def _tune_spec(name: str) -> tuple[TaskSpec, TuneSpec]:
+    spec = tasks.get(name)
+    if spec.tune is None:
+        tunable = [s.name for s in tasks.specs() if s.tune is not None]
+        raise InputError(f"tune {name}: no search space declared; tunable tasks: " + ", ".join(tunable))
+    return spec, spec.tune
 
 
-def _load_task(name: str):
-    if name not in TASKS:
-        raise InputError(f"tune {name}: no search space declared; tunable tasks: " + ", ".join(TASKS))
-    cfg_mod, task_mod, cfg_cls, task_cls = TASKS[name]
-    cm, tm = importlib.import_module(cfg_mod), importlib.import_module(task_mod)
-    return getattr(cm, cfg_cls), getattr(tm, task_cls), cm
+def _sampler(name: str, grid: dict[str, list[Any]], seed: int):
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    raise InputError(f"--sampler {name}: expected tpe, random or grid")
+
+
+def _objective(spec: TaskSpec, tune: TuneSpec, *, metric: str, direction: str, base: dict[str, Any],
+               study_dir: Path, grid: bool, eval_every_steps: int) -> Callable[[Any], float]:
+    """One trial: train the task with the sampled overrides, reporting eval/<metric> at every periodic evaluation
+    so the median pruner can stop it; a non-finite value counts as the worst."""
+    import optuna
+
+    from .engine.trainer import Trainer
+
+    key = f"eval/{metric}"
+
+    def objective(trial: optuna.Trial) -> float:
+        overrides = tune.search_space(trial) if not grid else {
+            k: trial.suggest_categorical(k, v) for k, v in tune.grid.items()}
+        out = study_dir / "trials" / f"trial_{trial.number}"
+        if out.exists():  # a trial cut off by a killed search starts over
+            shutil.rmtree(out)
+        cfg = resolve(spec.config, base, None, {**overrides, "out": str(out), "quiet": True, "use_tensorboard": False,
+                                                "write_report": False, "eval_every_steps": eval_every_steps})
+
+        def on_evaluate(step: int, metrics: dict[str, float]) -> bool:
+            value = metrics.get(key, math.nan)
+            trial.report(value if math.isfinite(value) else _worst(direction), step)
+            return not trial.should_prune()
+
+        result = Trainer(spec.build_task(cfg), on_warning=lambda _: None, on_evaluate=on_evaluate).train()
+        if result.stopped_early:
+            raise optuna.TrialPruned()
+        value = result.evaluation.get(key, math.nan)
+        for k, v in result.evaluation.items():
+            trial.set_user_attr(k, v)
+        return value if math.isfinite(value) else _worst(direction)
+
+    return objective
 
 
 def run_study(task_name: str, *, trials: int, metric: str, study_dir: Path, sampler: str = "tpe",
@@ -43,73 +93,34 @@ def run_study(task_name: str, *, trials: int, metric: str, study_dir: Path, samp
     """Run (or resume) a study; returns the best trial's value, options and the paths written."""
     import optuna
 
-    from .engine.trainer import Trainer
-
-    cfg_cls, task_cls, cm = _load_task(task_name)
-    objectives: dict[str, str] = cm.OBJECTIVES
-    if metric not in objectives:
-        raise InputError(f"--metric {metric}: expected one of " + ", ".join(objectives))
-    direction = objectives[metric]
+    spec, tune = _tune_spec(task_name)
+    if metric not in tune.objectives:
+        raise InputError(f"--metric {metric}: expected one of " + ", ".join(tune.objectives))
+    direction = tune.objectives[metric]
     study_dir.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{(study_dir / 'study.db').resolve()}"
-    if sampler == "tpe":
-        smp = optuna.samplers.TPESampler(seed=seed)
-    elif sampler == "random":
-        smp = optuna.samplers.RandomSampler(seed=seed)
-    elif sampler == "grid":
-        smp = optuna.samplers.GridSampler(cm.SEARCH_GRID, seed=seed)
-    else:
-        raise InputError(f"--sampler {sampler}: expected tpe, random or grid")
     optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(study_name=f"{task_name}-{metric}-{sampler}", storage=storage, sampler=smp,
+    study = optuna.create_study(study_name=f"{task_name}-{metric}-{sampler}", storage=storage,
+                                sampler=_sampler(sampler, tune.grid, seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
                                 direction=direction, load_if_exists=True)
     base = dict(base or {})
-    base_cfg = resolve(cfg_cls, base)
-    key = f"eval/{metric}"
-
-    def objective(trial: optuna.Trial) -> float:
-        overrides = cm.search_space(trial) if sampler != "grid" else {
-            k: trial.suggest_categorical(k, v) for k, v in cm.SEARCH_GRID.items()}
-        out = study_dir / "trials" / f"trial_{trial.number}"
-        if out.exists():  # a trial cut off by a killed search starts over
-            import shutil
-
-            shutil.rmtree(out)
-        cfg = resolve(cfg_cls, base, None, {**overrides, "out": str(out), "quiet": True, "use_tensorboard": False,
-                                            "write_report": False,
-                                            "eval_every_steps": max(1, base_cfg.steps // evals_per_trial)})
-
-        def on_evaluate(step: int, metrics: dict[str, float]) -> bool:
-            value = metrics.get(key, math.nan)
-            trial.report(value if math.isfinite(value) else _worst(direction), step)
-            return not trial.should_prune()
-
-        result = Trainer(task_cls(cfg), on_warning=lambda _: None, on_evaluate=on_evaluate).train()
-        if result.stopped_early:
-            raise optuna.TrialPruned()
-        value = result.evaluation.get(key, math.nan)
-        for k, v in result.evaluation.items():
-            trial.set_user_attr(k, v)
-        return value if math.isfinite(value) else _worst(direction)
-
+    objective = _objective(spec, tune, metric=metric, direction=direction, base=base, study_dir=study_dir,
+                           grid=sampler == "grid",
+                           eval_every_steps=max(1, resolve(spec.config, base).steps // evals_per_trial))
     done = len([t for t in study.trials if t.state.is_finished()])
-    remaining = max(0, trials - done)
-    if remaining:
+    if trials > done:
         from tqdm.auto import tqdm
 
         with tqdm(total=trials, initial=done, unit="trial", disable=quiet) as bar:
-            study.optimize(objective, n_trials=remaining, callbacks=[lambda s, t: bar.update(1)])
-    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not completed:
+            study.optimize(objective, n_trials=trials - done, callbacks=[lambda s, t: bar.update(1)])
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
         raise InputError(f"{study_dir}: no trial completed; raise --trials or the steps per trial")
     best = study.best_trial
-    best_cfg = resolve(cfg_cls, base, None, {**best.params, "out": f"runs/{task_name}-tuned"})
+    best_cfg = resolve(spec.config, base, None, {**best.params, "out": f"runs/{task_name}-tuned"})
     best_yaml = study_dir / "best.yaml"
     data = {k: v for k, v in dataclasses.asdict(best_cfg).items() if k not in ("resume",)}
-    tmp = best_yaml.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, best_yaml)
+    write_text_atomic(best_yaml, yaml.safe_dump(data, sort_keys=False))
     table = _table(study, metric)
     (study_dir / "trials.txt").write_text(table + "\n")
     plot = _plot(study, study_dir / "history.png", metric)
@@ -165,36 +176,61 @@ def _plot(study, path: Path, metric: str) -> Path:
     return path
 
 
-@app.command("toy")
-def tune_toy(
-    trials: Annotated[int, typer.Option(help="trials in the study (a resumed study counts those done)")] = 20,
-    metric: Annotated[str, typer.Option(help="objective: high_quality, modes or reverse_kl")] = "high_quality",
-    sampler: Annotated[str, typer.Option(help="tpe (Bayesian), random or grid")] = "tpe",
-    study_dir: Annotated[Path, typer.Option("--study-dir", help="study folder (SQLite, trials, best.yaml)")] = Path(
-        "runs/tune-toy"),
-    dataset: Annotated[str, typer.Option(help="ring or grid")] = "ring",
-    steps: Annotated[int, typer.Option(help="training steps per trial")] = 2000,
-    seed: Annotated[int, typer.Option(help="seed of the sampler and of every trial's training")] = 0,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML of fixed options for every trial")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object as the last line")] = False,
-) -> None:
-    """Search the 2D mixture task's learning rates, batch size, loss and stabilizers."""
-    if trials < 1 or steps < 1:
-        raise InputError("--trials and --steps must be >= 1")
-    base: dict[str, Any] = {}
-    if config is not None:
-        from .engine.config import load_yaml
+def _tune_command(spec: TaskSpec) -> None:
+    """Register `ganapps tune TASK`: the common study options plus the config fields the task's TuneSpec names
+    as flags (e.g. the toy's --dataset), fixed for every trial."""
+    hints = typing.get_type_hints(spec.config)
+    docs = {d.name: d for d in describe_options(spec.config)}
+    flags = spec.tune.flags  # type: ignore[union-attr]
 
-        base.update(load_yaml(config))
-    base.update({"dataset": dataset, "steps": steps, "seed": seed})
-    result = run_study("toy", trials=trials, metric=metric, study_dir=study_dir, sampler=sampler, base=base,
-                       seed=seed, quiet=quiet)
-    if not json_out:
+    def command(**kwargs: Any) -> None:
+        trials, steps, config = kwargs.pop("trials"), kwargs.pop("steps"), kwargs.pop("config")
+        metric, sampler, seed, quiet = kwargs.pop("metric"), kwargs.pop("sampler"), kwargs.pop("seed"), kwargs.pop("quiet")
+        study_dir, json_out = kwargs.pop("study_dir") or Path(f"runs/tune-{spec.name}"), kwargs.pop("json_out")
+        if trials < 1 or steps < 1:
+            raise InputError("--trials and --steps must be >= 1")
+        base: dict[str, Any] = dict(load_yaml(config)) if config is not None else {}
+        base.update({k: v for k, v in kwargs.items() if v is not None})
+        base.update({"steps": steps, "seed": seed})
+        result = run_study(spec.name, trials=trials, metric=metric, study_dir=study_dir, sampler=sampler, base=base,
+                           seed=seed, quiet=quiet)
+        if json_out:
+            print_json({k: v for k, v in result.items() if k != "table"})
+            return
         print(result["table"])
         print(f"best trial {result['best_trial']}: {metric} = {result['best_value']:.4f}  "
               f"({result['pruned']} of {result['trials']} trials pruned)")
-        print(f"best config: {result['best_config']}  (ganapps toy train --config {result['best_config']})")
+        print(f"best config: {result['best_config']}  (ganapps {spec.name} train --config {result['best_config']})")
         print(f"plot: {result['plot']}")
-    else:
-        print_json({k: v for k, v in result.items() if k != "table"})
+
+    objectives = spec.tune.objectives  # type: ignore[union-attr]
+    P = inspect.Parameter
+    params = [
+        P("trials", P.KEYWORD_ONLY, default=20, annotation=Annotated[int, typer.Option(
+            help="trials in the study (a resumed study counts those done)")]),
+        P("metric", P.KEYWORD_ONLY, default=next(iter(objectives)), annotation=Annotated[str, typer.Option(
+            help="objective: " + ", ".join(objectives))]),
+        P("sampler", P.KEYWORD_ONLY, default="tpe", annotation=Annotated[str, typer.Option(
+            help="tpe (Bayesian), random or grid")]),
+        P("study_dir", P.KEYWORD_ONLY, default=None, annotation=Annotated[Path | None, typer.Option(
+            "--study-dir", help=f"study folder (SQLite, trials, best.yaml); default runs/tune-{spec.name}")]),
+        P("steps", P.KEYWORD_ONLY, default=2000, annotation=Annotated[int, typer.Option(
+            help="training steps per trial")]),
+        P("seed", P.KEYWORD_ONLY, default=0, annotation=Annotated[int, typer.Option(
+            help="seed of the sampler and of every trial's training")]),
+        P("config", P.KEYWORD_ONLY, default=None, annotation=Annotated[Path | None, typer.Option(
+            "--config", help="YAML of fixed options for every trial")]),
+        *[P(f, P.KEYWORD_ONLY, default=None, annotation=Annotated[hints[f] | None, typer.Option(
+            "--" + f.replace("_", "-"), help=f"{docs[f].help} (fixed for every trial)")]) for f in flags],
+        P("quiet", P.KEYWORD_ONLY, default=False, annotation=Annotated[bool, typer.Option(
+            "--quiet", help="no progress bar")]),
+        P("json_out", P.KEYWORD_ONLY, default=False, annotation=Annotated[bool, typer.Option(
+            "--json", help="print one JSON object as the last line")]),
+    ]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    app.command(spec.name, help=f"Search the {spec.name} task's declared space ({spec.help.rstrip('.')}).")(command)
+
+
+for _spec in tasks.specs():
+    if _spec.tune is not None:
+        _tune_command(_spec)

@@ -52,7 +52,7 @@ def test_config_file_sets_options_and_flags_win(capsys, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--dataset", "spiral"], "dataset='spiral': expected one of ring, grid"),
-    (["--loss", "fancy"], "unknown GAN loss 'fancy'"),
+    (["--gan-loss", "fancy"], "unknown GAN loss 'fancy'"),
     (["--steps", "0"], "steps=0: expected a positive integer"),
     (["--lr-g", "-1"], "lr_g=-1.0: expected > 0"),
     (["--preset", "nope"], "--preset nope: expected one of default, plain"),
@@ -122,3 +122,41 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     latest = (run / "checkpoints" / "latest").read_text().strip()
     step = int(latest.split("_")[1])
     assert 0 < step < 100000
+
+
+def test_previous_option_names_still_work_for_one_release_with_a_warning(capsys, tmp_path):
+    import yaml
+
+    old = tmp_path / "old.yaml"
+    old.write_text("loss: lsgan\n")
+    code, _, err = run_cli(capsys, "toy", "train", "--config", str(old), "--out", str(tmp_path / "a"), *FAST)
+    assert code == 0 and f"warning: {old}: option 'loss' is deprecated; use 'gan_loss'" in err
+    assert yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())["gan_loss"] == "lsgan"
+    code, _, err = run_cli(capsys, "toy", "train", "--loss", "nonsaturating", "--out", str(tmp_path / "b"), *FAST)
+    assert code == 0 and "warning: --loss is deprecated; use --gan-loss" in err
+    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["gan_loss"] == "nonsaturating"
+    code, _, err = run_cli(capsys, "toy", "train", "--loss", "hinge", "--gan-loss", "lsgan", "--out",
+                           str(tmp_path / "c"), *FAST)
+    assert code == 2 and "--loss (deprecated) and --gan-loss both given" in err
+
+
+def test_train_help_shows_every_option_with_its_help_in_its_panel(capsys, monkeypatch):
+    import dataclasses
+
+    from ganapps.cyclegan.config import CycleGANConfig
+    from ganapps.engine.config import describe_options
+    from ganapps.toy.config import ToyConfig
+
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option
+    code, out, _ = run_cli(capsys, "cyclegan", "train", "--help")
+    assert code == 0
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ --")}
+    for doc in describe_options(CycleGANConfig):
+        line = lines["--" + doc.name.replace("_", "-")]
+        assert doc.help in line, doc.name
+    panels = [line.strip("╭─ ").split(" ")[0] for line in out.splitlines() if line.startswith("╭─")]
+    assert panels == ["Options", "Trainer", "GAN", "Task"]
+    assert "--loss " not in out and "--diffaug-policy" not in out  # deprecated names are hidden
+    code, out, _ = run_cli(capsys, "toy", "train", "--help")
+    assert "--augment-policy" not in out and "--lecam-weight" in out  # options the task cannot use are hidden
+    assert set(ToyConfig.unsupported) < {f.name for f in dataclasses.fields(ToyConfig)}

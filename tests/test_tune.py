@@ -25,7 +25,7 @@ def test_study_resumes_and_best_config_trains(capsys, tmp_path):
     second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0 and second["trials"] == 3
     best = yaml.safe_load((study / "best.yaml").read_text())
-    assert best["hidden"] == 16 and best["loss"] == second["best_params"]["loss"]
+    assert best["hidden"] == 16 and best["gan_loss"] == second["best_params"]["gan_loss"]
     code = main(["toy", "train", "--config", str(study / "best.yaml"), "--out", str(tmp_path / "run"), "--steps", "5",
                  "--quiet", "--no-write-report", "--no-use-tensorboard"])
     assert code == 0

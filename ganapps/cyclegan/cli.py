@@ -1,5 +1,5 @@
-"""`ganapps cyclegan train | translate | evaluate`: options resolved here, the work done by one call each
-(engine trainer, `Translator`, metrics)."""
+"""`ganapps cyclegan translate | evaluate` (train and export come from the task registry): options resolved
+here, the work done by one call each (`Translator`, metrics)."""
 
 from __future__ import annotations
 
@@ -10,65 +10,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from .._cli import print_json, train_command
-from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, export_command, load, model_option
+from .._cli import print_json
+from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, load, model_option
 from ..engine.errors import InputError
 from ..engine.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, has_suffix
-from .config import PRESETS, CycleGANConfig
 from .pipeline import Translator
 from .video import DEFAULT_STRENGTH
 
-app = typer.Typer(help="Unpaired image-to-image translation (CycleGAN): photo <-> painting, horse <-> zebra...",
-                  no_args_is_help=True)
-
-HELP = {
-    "data": "dataset root with trainA/ trainB/ (testA/ testB/); empty: the built-in photo <-> painting set",
-    "data_a": "folder of domain A images (with --data-b, instead of --data)",
-    "data_b": "folder of domain B images",
-    "channels": "image channels: 3 (RGB; gray replicated, alpha composited on white) or 1 (luma)",
-    "load_size": "resize images to this size (reference --load_size)",
-    "crop_size": "then crop to this size (reference --crop_size)",
-    "preprocess": "reference --preprocess",
-    "use_flip": "random horizontal flips", "cache_images": "decode small sets once into memory",
-    "cache_max_images": "largest set (A + B files) kept in memory", "strict": "a corrupt image is an error",
-    "gen": "generator", "disc": "discriminator: basic (70x70 PatchGAN), n_layers, pixel",
-    "n_layers_d": "PatchGAN layers when --disc n_layers", "ngf": "generator width", "ndf": "discriminator width",
-    "norm": "normalisation", "use_dropout": "dropout in the generator", "init": "weight init",
-    "init_gain": "init scale",
-    "loss": "GAN loss: lsgan, vanilla, nonsaturating, wasserstein, hinge or relativistic",
-    "lambda_a": "cycle loss weight A -> B -> A", "lambda_b": "cycle loss weight B -> A -> B",
-    "lambda_identity": "identity loss weight as a fraction of lambda (0: off)",
-    "pool_size": "image history pool size (0: off)", "lr_g": "generator learning rate",
-    "lr_d": "discriminator learning rate (TTUR when different)", "beta1": "Adam beta1", "beta2": "Adam beta2",
-    "n_critic": "D updates per G update", "real_label": "one-sided label smoothing target (1: off)",
-    "gp_weight": "WGAN-GP weight (0: off)", "r1_gamma": "R1 weight (0: off)", "r1_interval": "lazy R1 interval",
-    "use_spectral_norm": "spectral norm on the discriminators", "instance_noise_std": "instance noise std (annealed)",
-    "diffaug_policy": "DiffAugment policy on D inputs, e.g. color,translation,cutout",
-    "use_ada": "adapt the augmentation probability (ADA)", "ada_target": "ADA target r_t",
-    "lecam_weight": "LeCam weight (0: off)", "use_minibatch_std": "minibatch std layer in the PatchGAN",
-    "use_batched_calls": "batch generator and discriminator calls that share weights (same maths)",
-    "use_channels_last": "channels-last memory format",
-    "preview_images": "images per domain in the preview grid", "eval_images": "test images for the final metrics",
-}
-
-def run_train(cfg: CycleGANConfig, *, json_out: bool) -> dict:
-    from ..engine.trainer import train
-    from .task import CycleGANTask
-
-    result = train(CycleGANTask(cfg))
-    ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
-    if not json_out:
-        figures = "  ".join(f"{k} {v:.1f}" for k, v in ev.items() if k.endswith(("/swd", "/swd_identity")))
-        print(f"{figures}  run {result.run_dir}".strip())
-    if result.interrupted:
-        raise typer.Exit(130)
-    return {**ev, "run": str(result.run_dir), "steps": result.step,
-            "samples": str(result.run_dir / "samples"), "verdicts": sorted({v.kind for v in result.verdicts})}
-
-
-train_command(app, "train", CycleGANConfig, run_train,
-              help="Train a CycleGAN on two image domains (the reference's recipe by default).",
-              task_help=HELP, presets=PRESETS)
+app = typer.Typer(no_args_is_help=True)  # mounted as `ganapps cyclegan` with train and export (ganapps.cli)
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
@@ -312,5 +261,3 @@ def evaluate(
     else:
         print(json.dumps(result, indent=1))
 
-
-export_command(app, Translator)

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import InputError
+from .errors import InputError, drop_tracebacks, out_of_space, write_error
 
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
@@ -83,31 +83,87 @@ def save(ckpt_root: str | os.PathLike, step: int, weights: dict[str, dict[str, t
          state: dict[str, Any], config_yaml: str, keep: int = 3) -> Path:
     """Write step_N/ under a temporary name, rename it into place, then repoint `latest`.
 
-    A process killed at any moment leaves `latest` naming a complete checkpoint.
+    A process killed at any moment leaves `latest` naming a complete checkpoint. A write that fails (disk full:
+    `DiskFullError` naming the folder, the bytes needed and the bytes free; another OS error: `InputError`)
+    leaves no temporary or unreferenced folder behind and `latest` on the previous checkpoint.
     """
     root = Path(ckpt_root)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step}.", dir=root))
+    flat = flatten_weights(weights)
+    tmp: Path | None = None
+    old = root / f".{final.name}.old{os.getpid()}"  # a same-step checkpoint being replaced
     try:
-        save_file(flatten_weights(weights), str(tmp / WEIGHTS), metadata={"format": "ganapps", "step": str(step)})
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".step_{step}.", dir=root))
+        save_file(flat, str(tmp / WEIGHTS), metadata={"format": "ganapps", "step": str(step)})
         torch.save(state, tmp / STATE)
         (tmp / CONFIG).write_text(config_yaml)
         if final.exists():
-            shutil.rmtree(final)
+            os.replace(final, old)
         os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _write_atomic(root / LATEST, final.name + "\n")
+        tmp = None
+        write_text_atomic(root / LATEST, final.name + "\n")
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException as e:
+        _discard(root, final, tmp, old)
+        if not (isinstance(e, OSError) or out_of_space(e)):
+            raise  # a bug or an interrupt
+        drop_tracebacks(e)  # closes a half-written file the failed writer still held, so its space is free
+        error = write_error(e, root, f"checkpoint {final.name}", lambda: _checkpoint_bytes(root, flat, state, config_yaml))
+        kept = latest_dir(root)
+        raise type(error)(f"{error}; " + (f"{LATEST} still names {kept.name}" if kept else "no complete checkpoint yet")) from None
     _prune(root, keep)
     return final
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _discard(root: Path, final: Path, tmp: Path | None, old: Path) -> None:
+    """After a failed `save`: remove the temporary folder (putting back a same-step checkpoint moved aside), or
+    the new folder when `latest` could not be repointed to it."""
+    if tmp is not None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not final.exists():
+            os.replace(old, final)
+    elif final.is_dir() and latest_dir(root) != final:
+        shutil.rmtree(final, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def payload_bytes(obj: Any) -> int:
+    """Bytes of the tensors and arrays inside nested dicts, lists and tuples (a lower bound on a file's size)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(payload_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(payload_bytes(v) for v in obj)
+    return 0
+
+
+def _checkpoint_bytes(root: Path, flat: dict[str, torch.Tensor], state: dict[str, Any], config_yaml: str) -> int:
+    """A lower bound on the disk space a checkpoint takes: each file's tensor payload, in whole file-system
+    blocks."""
+    try:
+        block = os.statvfs(root if root.exists() else root.parent).f_frsize or 1
+    except (AttributeError, OSError):  # no statvfs (Windows) or no such folder
+        block = 1
+    files = (payload_bytes(flat), payload_bytes(state), len(config_yaml.encode()))
+    return sum(-(-n // block) * block for n in files)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to a unique temporary file beside `path`, then rename it into place: readers see the old file
+    or the new one, never half of one; the temporary file is removed when anything fails."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _prune(root: Path, keep: int) -> None:

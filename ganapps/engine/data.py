@@ -15,6 +15,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from .errors import InputError
 
+EPOCH_SEED_STRIDE = 1_000_003
+"""Epoch e of a run seeded s draws its permutation with seed s * 1_000_003 + e (a prime stride: two seeds
+share no permutation seed before epoch 1,000,003)."""
+ITEM_SEED_STRIDE = 10_000_019
+"""Item j of batch b in that epoch is fetched under torch seed (s * 1_000_003 + e) * 10_000_019 + b * batch + j
+(mod 2**63 - 1): a prime stride above any epoch's item count (datasets under 10M items) keeps epochs apart."""
+
 
 class _SeededItems(Dataset):
     def __init__(self, dataset: Dataset):
@@ -26,7 +33,9 @@ class _SeededItems(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> Any:
         index, seed = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # The CPU generator only: torch.manual_seed also queues a lazy CUDA seed on CUDA builds, which records
+            # a Python stack trace per call (about 6 ms each, per item).
+            torch.random.default_generator.manual_seed(seed)
             return self.dataset[index]
 
 
@@ -56,14 +65,17 @@ class DataStream:
         self._it: Any = None
         self._batched = hasattr(dataset, "get_batch") and num_workers == 0
 
+    def _epoch_seed(self) -> int:
+        return self.seed * EPOCH_SEED_STRIDE + self.epoch
+
     def _epoch_batches(self) -> list[list[tuple[int, int]]]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        g = torch.Generator().manual_seed(self._epoch_seed())
         perm = torch.randperm(self.n, generator=g)
         pad = (-self.n) % self.world_size
         if pad:  # as DistributedSampler: repeat the head so every rank gets as many items
             perm = torch.cat([perm, perm[:pad]])
         mine = perm[self.rank::self.world_size].tolist()
-        base = (self.seed * 1_000_003 + self.epoch) * 10_000_019
+        base = self._epoch_seed() * ITEM_SEED_STRIDE
         out = []
         for b in range(self.batches_per_epoch):
             idx = mine[b * self.batch_size:(b + 1) * self.batch_size]
@@ -76,7 +88,7 @@ class DataStream:
             self._it = iter(batches)
         else:
             # An own generator: creating a loader must not draw from the global RNG (exact resume).
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            g = torch.Generator().manual_seed(self._epoch_seed())
             loader = DataLoader(_SeededItems(self.dataset), batch_sampler=batches, num_workers=self.num_workers,
                                 pin_memory=self.pin_memory, persistent_workers=False, generator=g)
             self._it = iter(loader)

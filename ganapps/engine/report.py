@@ -14,11 +14,11 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import InputError
+from .checkpoint import write_text_atomic
+from .errors import InputError, write_error
 from .monitor import (
     D_ACC_OVERPOWER,
     DIVERSITY_COLLAPSE,
@@ -259,17 +259,6 @@ def _render(run_dir: Path, records: Sequence[Mapping], verdicts: Sequence[Verdic
     return "".join(parts)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(
     run_dir: str | os.PathLike,
     verdicts: Sequence[Verdict] | None = None,
@@ -283,7 +272,8 @@ def write_report(
     `time/*` when present), the images of the newest `samples/step_N*.png` are embedded, followed by the
     verdict timeline, the latest value of every key and `config.yaml`. `verdicts` defaults to
     `diagnose(records)`; `records` defaults to `load_records(run_dir)`. Written to a temporary file and
-    renamed into place, so a reader never sees half a report.
+    renamed into place, so a reader never sees half a report; a failed write is a one-line `InputError`
+    (`DiskFullError` when the disk is full) and leaves no temporary file.
     """
     run_dir = Path(run_dir)
     if records is None:
@@ -291,7 +281,11 @@ def write_report(
     if verdicts is None:
         verdicts = diagnose(records)
     path = run_dir / "report.html"
-    _write_atomic(path, _render(run_dir, records, verdicts))
+    html = _render(run_dir, records, verdicts)
+    try:
+        write_text_atomic(path, html)
+    except OSError as e:  # a full disk or a read-only run folder: one line, nothing half-written left
+        raise write_error(e, run_dir, path.name, lambda: len(html.encode())) from None
     return path
 
 

@@ -102,7 +102,8 @@ class StepContext:
 @runtime_checkable
 class Task(Protocol):
     """What the trainer needs from a task. Optional hooks: `ema_nets`, `preview`, `evaluate`,
-    `state_dict`/`load_state_dict` (task-held state such as an image pool), `decision_threshold`."""
+    `state_dict`/`load_state_dict` (task-held state such as an image pool), `summary(evaluation) -> str` (the
+    one line the CLI prints after training)."""
 
     config: TrainConfig
 

@@ -1,4 +1,5 @@
-"""`ganapps medical train | sample | evaluate`: options resolved here, the work done by one function each."""
+"""`ganapps medical sample | evaluate | translation-data` (train and export come from the task registry):
+options resolved here, the work done by one function each."""
 
 from __future__ import annotations
 
@@ -7,70 +8,19 @@ from typing import Annotated
 
 import typer
 
-from .._cli import print_json, train_command
+from .._cli import print_json
 from .._inference_cli import (
     DeviceOpt,
     JsonOpt,
     QuietOpt,
-    export_command,
     inference_threads,
     load,
     model_option,
 )
-from .config import PRESETS, MedicalConfig
+from .config import MedicalConfig
 from .pipeline import Synthesizer
 
-app = typer.Typer(help="Medical 2D slice synthesis from NIfTI/DICOM volumes (MNI152 by default).",
-                  no_args_is_help=True)
-
-HELP = {
-    "data": "volume: NIfTI file (3D/4D), DICOM series folder or PNG/TIFF slice folder (repeat the option); "
-            "none: the MNI152 T1 (fetched on first use; `python -m ganapps.recipes.medical_mni152` ahead of time)",
-    "labels": "label map per --data volume, same order (tissue maps, lesion masks)",
-    "masks": "foreground mask per --data volume (z-score statistics, slice filtering)",
-    "axis": "slice axis after RAS reorientation",
-    "spacing_mm": "resample to this isotropic voxel size before slicing (0: keep)",
-    "intensity": "percentile clip+rescale, zscore inside the mask, CT window in HU, or min-max (none)",
-    "percentile_low": "lower clip percentile", "percentile_high": "upper clip percentile",
-    "window": "CT window: brain, lung, abdomen, bone or LEVEL,WIDTH in HU (sets intensity=window)",
-    "min_foreground": "skip slices with a smaller foreground share",
-    "square": "make slices square by padding the short side or cropping the long side",
-    "size": "slice size in pixels: 64, 128 or 256",
-    "holdout_every": "hold out every N-th slice for evaluation (0: none)",
-    "cache_mb": "volume cache bound in MiB (0: read volumes on every access)",
-    "num_classes": "label classes (0: from the label maps)",
-    "model": "generator: dcgan (transposed convs, DCGAN D) or resnet (residual G and D)",
-    "condition": "none, position (slice position) or label (label map -> image, SPADE)",
-    "z_dim": "latent size", "channels": "base width of both nets",
-    "loss": "vanilla, nonsaturating, lsgan, wasserstein, hinge or relativistic",
-    "lr_g": "generator learning rate", "lr_d": "discriminator learning rate",
-    "beta1": "Adam beta1", "beta2": "Adam beta2",
-    "r1_gamma": "R1 penalty weight (0: off)", "r1_interval": "lazy R1 interval in steps",
-    "l1_weight": "L1 weight for label-conditioned models", "use_spectral_norm": "spectral norm on D",
-    "use_minibatch_std": "minibatch std layer in D",
-    "augment_policy": "DiffAugment ops: color, translation, cutout ('' off)",
-    "use_ada": "adapt the augmentation probability (ADA)", "ada_target": "ADA target sign(D(real))",
-    "ada_adjust_images": "images for ADA p to move from 0 to 1",
-    "eval_samples": "samples for the end-of-training SWD and memorization check",
-}
-
-
-def run_train(cfg: MedicalConfig, *, json_out: bool) -> dict:
-    from ..engine.trainer import train
-    from .task import MedicalTask
-
-    result = train(MedicalTask(cfg))
-    ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
-    if not json_out and ev:
-        print(f"swd {ev['swd']:.1f}  near_copy_share {ev['near_copy_share']:.3f}  run {result.run_dir}")
-    if result.interrupted:
-        raise typer.Exit(130)
-    return {**ev, "run": str(result.run_dir), "steps": result.step,
-            "verdicts": sorted({v.kind for v in result.verdicts})}
-
-
-train_command(app, "train", MedicalConfig, run_train, help="Train a slice GAN on volumes (MNI152 T1 by default).",
-              task_help=HELP, presets=PRESETS)
+app = typer.Typer(no_args_is_help=True)  # mounted as `ganapps medical` with train and export (ganapps.cli)
 
 
 ModelOpt = model_option(Synthesizer.default_model)
@@ -124,8 +74,6 @@ def evaluate(
     else:
         print(format_report(report))
 
-
-export_command(app, Synthesizer)
 
 
 @app.command("translation-data")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
-from ..engine.config import TrainConfig, require
+from ..engine.adversarial import AdversarialConfig
+from ..engine.config import opt, require
 from ..engine.errors import InputError
 
 # CT windows in Hounsfield units: (level, width). Radiology teaching values.
@@ -34,66 +35,69 @@ def parse_window(text: str) -> tuple[float, float]:
 
 
 @dataclasses.dataclass
-class MedicalConfig(TrainConfig):
+class MedicalConfig(AdversarialConfig):
+    deprecated_names: ClassVar[dict[str, str]] = {"channels": "width"}  # before: network width named `channels`
+
+    # trainer
     out: str = "runs/medical"
-    # -- data
-    data: list[str] = dataclasses.field(default_factory=list)  # volumes; empty: the MNI152 recipe's T1
-    labels: list[str] = dataclasses.field(default_factory=list)  # label maps paired with `data`, same order
-    masks: list[str] = dataclasses.field(default_factory=list)  # foreground masks paired with `data`
-    axis: Literal["axial", "coronal", "sagittal"] = "axial"
-    spacing_mm: float = 0.0  # isotropic resampling target; 0 keeps the scan's spacing
-    intensity: Literal["percentile", "zscore", "window", "none"] = "percentile"
-    percentile_low: float = 0.5
-    percentile_high: float = 99.5
-    window: str = ""  # CT window (brain|lung|abdomen|bone|LEVEL,WIDTH); sets intensity=window
-    min_foreground: float = 0.05  # skip slices whose foreground share is below this
-    square: Literal["pad", "crop"] = "pad"
-    size: int = 64
-    holdout_every: int = 5  # every N-th kept slice is held out for evaluation (0: none)
-    cache_mb: int = 512
-    num_classes: int = 0  # label classes (condition=label); 0: found from the data
-    # -- model
-    model: Literal["dcgan", "resnet"] = "resnet"
-    condition: Literal["none", "position", "label"] = "none"
-    z_dim: int = 128
-    channels: int = 32  # base width; nets scale it per resolution
-    loss: str = "nonsaturating"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.0
-    beta2: float = 0.99
-    r1_gamma: float = 0.5
-    r1_interval: int = 16
-    l1_weight: float = 10.0  # pix2pix reconstruction weight (condition=label)
-    use_spectral_norm: bool = True
-    use_minibatch_std: bool = True
-    augment_policy: str = "translation,cutout"  # DiffAugment ops ("" off)
-    use_ada: bool = True  # adapt the augmentation probability (ADA); off: always apply
-    ada_target: float = 0.6
-    ada_adjust_images: int = 100_000
-    # -- trainer overrides
     steps: int = 5000
     batch_size: int = 32
     ema_halflife_images: float = 10_000.0
-    eval_samples: int = 256
     log_every_steps: int = 50
     sample_every_steps: int = 500
     checkpoint_every_steps: int = 500
+    # GAN: StyleGAN2-style limited-data recipe (Adam(0, 0.99), lazy R1, ADA-controlled DiffAugment)
+    beta1: float = 0.0
+    beta2: float = 0.99
+    r1_gamma: float = 0.5
+    use_spectral_norm: bool = True
+    use_minibatch_std: bool = True
+    augment_policy: str = "translation,cutout"
+    use_ada: bool = True
+    ada_adjust_images: int = 100_000
+    # data
+    data: list[str] = opt(help="volume: NIfTI file (3D/4D), DICOM series folder or PNG/TIFF slice folder (repeat "
+                               "the option); none: the MNI152 T1 (fetched on first use; run `python -m "
+                               "ganapps.recipes.medical_mni152` ahead of time for an offline machine)",
+                          factory=list)
+    labels: list[str] = opt(help="label map per --data volume, same order (tissue maps, lesion masks)", factory=list)
+    masks: list[str] = opt(help="foreground mask per --data volume (z-score statistics, slice filtering)",
+                           factory=list)
+    axis: Literal["axial", "coronal", "sagittal"] = opt("axial", "slice axis after RAS reorientation")
+    spacing_mm: float = opt(0.0, "resample to this isotropic voxel size before slicing (0: keep)")
+    intensity: Literal["percentile", "zscore", "window", "none"] = opt(
+        "percentile", "percentile clip+rescale, zscore inside the mask, CT window in HU, or min-max (none)")
+    percentile_low: float = opt(0.5, "lower clip percentile")
+    percentile_high: float = opt(99.5, "upper clip percentile")
+    window: str = opt("", "CT window: brain, lung, abdomen, bone or LEVEL,WIDTH in HU (sets intensity=window)")
+    min_foreground: float = opt(0.05, "skip slices with a smaller foreground share")
+    square: Literal["pad", "crop"] = opt("pad", "make slices square by padding the short side or cropping the "
+                                                "long side")
+    size: int = opt(64, "slice size in pixels: 64, 128 or 256 (32 for quick trials)")
+    holdout_every: int = opt(5, "hold out every N-th kept slice for evaluation (0: none)")
+    cache_mb: int = opt(512, "volume cache bound in MiB (0: read volumes on every access)")
+    num_classes: int = opt(0, "label classes (condition=label; 0: from the label maps)")
+    # model
+    model: Literal["dcgan", "resnet"] = opt("resnet", "generator: dcgan (transposed convs, DCGAN D) or resnet "
+                                                     "(residual G and D)")
+    condition: Literal["none", "position", "label"] = opt(
+        "none", "none, position (slice position) or label (label map -> image, SPADE)")
+    z_dim: int = opt(128, "latent size")
+    width: int = opt(32, "base width of both nets (channels at full resolution; nets scale it per resolution)")
+    l1_weight: float = opt(10.0, "pix2pix L1 reconstruction weight for label-conditioned models")
+    eval_samples: int = opt(256, "samples for the end-of-training SWD and memorization check")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.size not in SIZES:
             raise InputError(f"option size={self.size!r}: expected 64, 128 or 256 (32 for quick trials)")
-        require(self, positive=("z_dim", "channels", "r1_interval", "eval_samples", "ada_adjust_images"),
-                above_zero=("lr_g", "lr_d"),
-                non_negative=("r1_gamma", "l1_weight", "spacing_mm", "holdout_every", "cache_mb", "num_classes"))
+        require(self, positive=("z_dim", "width", "eval_samples"),
+                non_negative=("l1_weight", "spacing_mm", "holdout_every", "cache_mb", "num_classes"))
         if not 0 <= self.percentile_low < self.percentile_high <= 100:
             raise InputError(f"options percentile_low={self.percentile_low}, percentile_high={self.percentile_high}: "
                              f"expected 0 <= low < high <= 100")
         if not 0 <= self.min_foreground < 1:
             raise InputError(f"option min_foreground={self.min_foreground!r}: expected in [0, 1)")
-        if not 0 <= self.ada_target < 1:
-            raise InputError(f"option ada_target={self.ada_target!r}: expected in [0, 1)")
         if self.window:
             parse_window(self.window)
             self.intensity = "window"
@@ -109,13 +113,18 @@ class MedicalConfig(TrainConfig):
         if self.holdout_every == 1:
             raise InputError("option holdout_every=1 would hold out every slice; expected 0 or >= 2")
 
+    @property
+    def channels(self) -> int:
+        """Image channels: one (grayscale slices)."""
+        return 1
+
 
 PRESETS: dict[str, dict] = {
     "default": {},
     # the shipped default model: MNI152 T1 axial slices at 64 px, bounded to about 25 minutes on one CPU thread
-    "mni": {"size": 64, "model": "dcgan", "channels": 12, "steps": 6000, "ema_rampup": 0.05},
+    "mni": {"size": 64, "model": "dcgan", "width": 12, "steps": 6000, "ema_rampup": 0.05},
     "dcgan": {"model": "dcgan", "use_minibatch_std": False},
-    "tiny": {"size": 32, "channels": 8, "z_dim": 16, "batch_size": 4, "steps": 4, "eval_samples": 8,
+    "tiny": {"size": 32, "width": 8, "z_dim": 16, "batch_size": 4, "steps": 4, "eval_samples": 8,
              "log_every_steps": 1, "sample_every_steps": 2, "checkpoint_every_steps": 2,
              "use_tensorboard": False, "write_report": False},
 }

@@ -22,7 +22,6 @@ from .config import MedicalConfig, parse_window
 from .io import Volume, read_volumes
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
-TISSUE_CLASSES = ("background/CSF", "grey matter", "white matter")
 
 
 # --------------------------------------------------------------------------------------------- default data

@@ -30,10 +30,10 @@ def position_features(pos: torch.Tensor) -> torch.Tensor:
     return torch.cat([pos.float()[:, None], ang.sin(), ang.cos()], 1)
 
 
-def _widths(size: int, channels: int) -> list[int]:
-    """Channel widths from 4x4 up to size x size: wide at low resolution, `channels` at full size."""
+def _widths(size: int, width: int) -> list[int]:
+    """Channel widths from 4x4 up to size x size: wide at low resolution, `width` at full size."""
     n = int(math.log2(size)) - 2  # up-sampling stages
-    return [channels * min(8, 2 ** (n - i)) for i in range(n + 1)]
+    return [width * min(8, 2 ** (n - i)) for i in range(n + 1)]
 
 
 class _Generator(nn.Module):
@@ -44,10 +44,10 @@ class _Generator(nn.Module):
 
 
 class DCGANGenerator(_Generator):
-    def __init__(self, z_dim: int = 128, size: int = 64, channels: int = 32, cond_dim: int = 0):
+    def __init__(self, z_dim: int = 128, size: int = 64, width: int = 32, cond_dim: int = 0):
         super().__init__()
         self.z_dim, self.size, self.cond_dim = z_dim, size, cond_dim
-        w = _widths(size, channels)
+        w = _widths(size, width)
         self.fc = nn.Linear(z_dim + cond_dim, w[0] * 16)
         self.bn0 = nn.BatchNorm2d(w[0])
         self.ups = nn.Sequential(*[nn.Sequential(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b),
@@ -77,10 +77,10 @@ class ResUp(nn.Module):
 
 
 class ResGenerator(_Generator):
-    def __init__(self, z_dim: int = 128, size: int = 64, channels: int = 32, cond_dim: int = 0):
+    def __init__(self, z_dim: int = 128, size: int = 64, width: int = 32, cond_dim: int = 0):
         super().__init__()
         self.z_dim, self.size, self.cond_dim = z_dim, size, cond_dim
-        w = _widths(size, channels)
+        w = _widths(size, width)
         self.fc = nn.Linear(z_dim + cond_dim, w[0] * 16)
         self.blocks = nn.Sequential(*[ResUp(a, b) for a, b in zip(w[:-1], w[1:], strict=True)])
         self.bn = nn.BatchNorm2d(w[-1])
@@ -89,7 +89,7 @@ class ResGenerator(_Generator):
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if cond is not None:
             z = torch.cat([z, cond], 1)  # (B, z_dim + cond_dim)
-        h = self.blocks(self.fc(z).view(len(z), -1, 4, 4))  # (B, channels, size, size)
+        h = self.blocks(self.fc(z).view(len(z), -1, 4, 4))  # (B, width, size, size)
         return torch.tanh(self.out(F.relu(self.bn(h))))  # (B, 1, size, size)
 
 
@@ -125,10 +125,10 @@ class SPADEUp(nn.Module):
 class SPADEGenerator(_Generator):
     """(z (B, z_dim), label one-hot (B, K, S, S)) -> image (B, 1, S, S)."""
 
-    def __init__(self, z_dim: int = 128, size: int = 64, channels: int = 32, num_classes: int = 3):
+    def __init__(self, z_dim: int = 128, size: int = 64, width: int = 32, num_classes: int = 3):
         super().__init__()
         self.z_dim, self.size, self.num_classes = z_dim, size, num_classes
-        w = _widths(size, channels)
+        w = _widths(size, width)
         self.fc = nn.Linear(z_dim, w[0] * 16)
         self.blocks = nn.ModuleList(SPADEUp(a, b, num_classes) for a, b in zip(w[:-1], w[1:], strict=True))
         self.out = nn.Conv2d(w[-1], 1, 3, 1, 1)
@@ -157,10 +157,10 @@ class Discriminator(nn.Module):
     """(B, in_channels, S, S) [+ cond (B, cond_dim)] -> logits (B,). `residual`: ResDown blocks, else
     DCGAN-style strided 4x4 convolutions (about 4x cheaper)."""
 
-    def __init__(self, size: int = 64, channels: int = 32, in_channels: int = 1, cond_dim: int = 0,
+    def __init__(self, size: int = 64, width: int = 32, in_channels: int = 1, cond_dim: int = 0,
                  minibatch_std: bool = True, residual: bool = True):
         super().__init__()
-        w = _widths(size, channels)[::-1]  # widths from full size down to 4x4
+        w = _widths(size, width)[::-1]  # widths from full size down to 4x4
         cins, couts = [in_channels] + w[1:-1], w[1:]
         if residual:
             blocks = [ResDown(a, b, first=i == 0) for i, (a, b) in enumerate(zip(cins, couts, strict=True))]
@@ -188,11 +188,11 @@ class Discriminator(nn.Module):
         return out
 
 
-def build_generator(model: str, condition: str, z_dim: int, size: int, channels: int,
+def build_generator(model: str, condition: str, z_dim: int, size: int, width: int,
                     num_classes: int = 0) -> _Generator:
     """The generator for a (model, condition) pair, from plain integers (used by task and pipeline)."""
     if condition == "label":
-        return SPADEGenerator(z_dim, size, channels, num_classes)
+        return SPADEGenerator(z_dim, size, width, num_classes)
     cond_dim = POSITION_FEATURES if condition == "position" else 0
     cls = DCGANGenerator if model == "dcgan" else ResGenerator
-    return cls(z_dim, size, channels, cond_dim)
+    return cls(z_dim, size, width, cond_dim)

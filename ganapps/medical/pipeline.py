@@ -53,7 +53,7 @@ class Synthesizer(InferenceModel):
     @classmethod
     def build_nets(cls, config: MedicalConfig) -> dict[str, torch.nn.Module]:
         c = config
-        return {"gen": build_generator(c.model, c.condition, c.z_dim, c.size, c.channels, c.num_classes)}
+        return {"gen": build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes)}
 
     @classmethod
     def from_nets(cls, nets: dict[str, torch.nn.Module], config: MedicalConfig, device: torch.device) -> Synthesizer:

@@ -12,15 +12,14 @@ import torch
 from torch import nn
 
 from ..engine import stabilizers as stab
-from ..engine.augment import AdaptiveAugment, DiffAugment
-from ..engine.losses import get_loss
-from ..engine.task import OptimizerSpec, Phase, StepContext
+from ..engine.adversarial import Adversary, Critic, Join, SingleGANTask
+from ..engine.task import StepContext
 from .config import MedicalConfig
 from .data import SliceDataset, one_hot
 from .nets import POSITION_FEATURES, Discriminator, build_generator, position_features
 
 
-class MedicalTask:
+class MedicalTask(SingleGANTask):
     def __init__(self, config: MedicalConfig, train_set: SliceDataset | None = None):
         self.config = config
         self.train_set = train_set if train_set is not None else SliceDataset(config, "train")
@@ -34,57 +33,26 @@ class MedicalTask:
 
                 raise InputError(f"option num_classes={config.num_classes}: the label maps hold "
                                  f"{self.train_set.num_classes} classes")
-        self.gan_loss = get_loss(config.loss)
-        self.augment = DiffAugment(config.augment_policy or "translation", p=0.0 if config.use_ada else 1.0)
-        if not config.augment_policy:
-            self.augment.p = 0.0
-        self.ada = AdaptiveAugment(config.ada_target, config.ada_adjust_images) \
-            if config.use_ada and config.augment_policy else None
+        self.adv = Adversary(config)
         positions = torch.tensor([p for _, _, p in self.train_set.index])
         self.position_range = (float(positions.min()), float(positions.max()))
 
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
-        gen = build_generator(c.model, c.condition, c.z_dim, c.size, c.channels, c.num_classes)
+        gen = build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes)
         gen.spacing_mm.copy_(torch.tensor(self.train_set.spacing))
         gen.position_range.copy_(torch.tensor(self.position_range))
-        disc = Discriminator(c.size, c.channels, in_channels=1 + (c.num_classes if c.condition == "label" else 0),
+        disc = Discriminator(c.size, c.width, in_channels=1 + (c.num_classes if c.condition == "label" else 0),
                              cond_dim=POSITION_FEATURES if c.condition == "position" else 0,
                              minibatch_std=c.use_minibatch_std, residual=c.model == "resnet")
-        if c.model == "dcgan":
-            stab.init_weights(gen, "normal")
-            stab.init_weights(disc, "normal")
-        if c.use_spectral_norm:
-            stab.apply_spectral_norm(disc)
-        return {"gen": gen, "disc": disc}
-
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        c = self.config
-        return {"gen": OptimizerSpec(("gen",), c.lr_g, (c.beta1, c.beta2)),
-                "disc": OptimizerSpec(("disc",), c.lr_d, (c.beta1, c.beta2))}
-
-    def phases(self) -> list[Phase]:
-        c = self.config
-        phases = [Phase("D", "disc", self.d_loss)]
-        if c.r1_gamma > 0:
-            phases.append(Phase("D-reg", "disc", self.d_reg_loss, every=c.r1_interval))
-        phases.append(Phase("G", "gen", self.g_loss))
-        return phases
+        init = "normal" if c.model == "dcgan" else None  # the DCGAN recipe; the residual nets keep PyTorch's
+        if init is not None:
+            stab.init_weights(gen, init)
+        return {"gen": gen, "disc": self.adv.apply_to_disc(disc, init)}
 
     def dataset(self) -> SliceDataset:
         return self.train_set
-
-    def ema_nets(self) -> tuple[str, ...]:
-        return ("gen",)
-
-    def state_dict(self) -> dict:
-        return {"ada": self.ada.state_dict(), "augment_p": self.augment.p} if self.ada is not None else {}
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.ada is not None and "ada" in state:
-            self.ada.load_state_dict(state["ada"])
-            self.augment.p = float(state["augment_p"])
 
     # -- conditioning
     def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -103,44 +71,34 @@ class MedicalTask:
         z = torch.randn(n, self.config.z_dim, device=device)
         return gen(z, g_cond)  # (B, 1, S, S)
 
-    def _disc(self, disc: nn.Module, images: torch.Tensor, d_cond: torch.Tensor | None) -> torch.Tensor:
+    def _critic(self, disc: nn.Module, d_cond: torch.Tensor | None) -> tuple[Critic, Join | None]:
+        """(D on its input, the join of a slice with its condition): a label map is concatenated to the slice, so
+        the two are augmented together; a position embedding is D's second argument."""
         if self.config.condition == "label":
-            return disc(self.augment(torch.cat([images, d_cond], 1)))  # augment image and label together
-        return disc(self.augment(images), d_cond)
+            return disc, lambda images: torch.cat([images, d_cond], 1)  # (B, 1 + K, S, S)
+        return (lambda x: disc(x, d_cond)), None
 
     # -- phases
     def d_loss(self, batch: dict, ctx: StepContext) -> dict:
         real, g_cond, d_cond = self._inputs(batch)
         with torch.no_grad():
             fake = self._fake(ctx.nets["gen"], len(real), g_cond, ctx.device)
-        d_real = self._disc(ctx.nets["disc"], real, d_cond)
-        d_fake = self._disc(ctx.nets["disc"], fake, d_cond)
-        loss = self.gan_loss.d(d_real, d_fake)
-        logs = {"loss/d": loss.detach(), "aug/p": self.augment.p}
-        if self.ada is not None:
-            self.ada.accumulate(d_real)
-            self.augment.p = self.ada.update(len(real))
-        ctx.observe(d_real=d_real, d_fake=d_fake, real=real, fake=fake, threshold=self.gan_loss.threshold)
-        return {"loss": loss, **logs}
+        disc, join = self._critic(ctx.nets["disc"], d_cond)
+        out = self.adv.d_loss(disc, real, fake, join=join)
+        ctx.observe(d_real=out.d_real, d_fake=out.d_fake, real=real, fake=fake, threshold=self.adv.loss.threshold)
+        return {"loss": out.loss, **out.logs}
 
     def d_reg_loss(self, batch: dict, ctx: StepContext) -> dict:
-        c = self.config
         real, _, d_cond = self._inputs(batch)
-        real = real.detach().requires_grad_(True)
-        if c.condition == "label":
-            logits = ctx.nets["disc"](torch.cat([real, d_cond], 1))
-        else:
-            logits = ctx.nets["disc"](real, d_cond)
-        r1 = stab.r1_penalty(logits, real)
-        return {"loss": stab.lazy_regularization_weight(c.r1_gamma, c.r1_interval) * r1, "reg/r1": r1.detach()}
+        disc, join = self._critic(ctx.nets["disc"], d_cond)
+        r1, logs = self.adv.r1_loss(disc, real, join=join)
+        return {"loss": r1, **logs}
 
     def g_loss(self, batch: dict, ctx: StepContext) -> dict:
         real, g_cond, d_cond = self._inputs(batch)
         fake = self._fake(ctx.nets["gen"], len(real), g_cond, ctx.device)
-        d_fake = self._disc(ctx.nets["disc"], fake, d_cond)
-        d_real = self._disc(ctx.nets["disc"], real, d_cond) if self.gan_loss.name == "relativistic" else None
-        loss = self.gan_loss.g(d_fake, d_real)
-        logs = {"loss/g": loss.detach()}
+        disc, join = self._critic(ctx.nets["disc"], d_cond)
+        loss, logs = self.adv.g_loss(disc, fake, real, join=join)
         if self.config.condition == "label" and self.config.l1_weight > 0:
             l1 = (fake - real).abs().mean()
             loss = loss + self.config.l1_weight * l1
@@ -175,6 +133,11 @@ class MedicalTask:
             tiles = torch.stack([lab[:8], fake[:8], real[:8]], 1).flatten(0, 1)
             return make_grid(tiles, nrow=6, padding=2, pad_value=-1)
         return make_grid(fake, nrow=8, padding=2, pad_value=-1)
+
+    @staticmethod
+    def summary(ev: dict[str, float]) -> str:
+        """The one line `ganapps medical train` prints from `evaluate`'s figures."""
+        return f"swd {ev['swd']:.1f}  near_copy_share {ev['near_copy_share']:.3f}"
 
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         from ..engine.metrics import PixelExtractor, memorization_audit, sliced_wasserstein_distance

@@ -9,58 +9,30 @@ import torch
 from torch import nn
 
 from ..engine import stabilizers as stab
-from ..engine.losses import get_loss
-from ..engine.task import OptimizerSpec, Phase, StepContext
+from ..engine.adversarial import Adversary, SingleGANTask
+from ..engine.task import StepContext
 from .config import ToyConfig
 from .data import MixtureDataset, evaluate_samples, mode_centers, sample
 from .nets import Discriminator, Generator
 
 
-class ToyTask:
+class ToyTask(SingleGANTask):
     def __init__(self, config: ToyConfig):
         self.config = config
-        self.gan_loss = get_loss(config.loss, real_label=config.real_label) if config.real_label != 1.0 \
-            else get_loss(config.loss)
-        self.noise = stab.InstanceNoise(config.instance_noise_std, config.steps)
-        self.lecam = stab.LeCam() if config.lecam_weight > 0 else None
+        self.adv = Adversary(config)
 
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
+        init = None if c.init == "default" else c.init
         gen = Generator(c.z_dim, c.hidden, c.layers)
         disc = Discriminator(c.hidden, c.layers, c.use_minibatch_std)
-        if c.init != "default":
-            stab.init_weights(gen, c.init)
-            stab.init_weights(disc, c.init)
-        if c.use_spectral_norm:
-            stab.apply_spectral_norm(disc)
-        return {"gen": gen, "disc": disc}
-
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        c = self.config
-        return {"gen": OptimizerSpec(("gen",), c.lr_g, (c.beta1, c.beta2)),
-                "disc": OptimizerSpec(("disc",), c.lr_d, (c.beta1, c.beta2))}
-
-    def phases(self) -> list[Phase]:
-        c = self.config
-        phases = [Phase("D", "disc", self.d_loss, repeats=c.n_critic)]
-        if c.r1_gamma > 0:
-            phases.append(Phase("D-reg", "disc", self.d_reg_loss, every=c.r1_interval))
-        phases.append(Phase("G", "gen", self.g_loss))
-        return phases
+        if init is not None:
+            stab.init_weights(gen, init)
+        return {"gen": gen, "disc": self.adv.apply_to_disc(disc, init)}
 
     def dataset(self) -> MixtureDataset:
         return MixtureDataset(self.config.dataset)
-
-    def ema_nets(self) -> tuple[str, ...]:
-        return ("gen",)
-
-    def state_dict(self) -> dict:
-        return {"lecam": self.lecam.state_dict()} if self.lecam is not None else {}
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.lecam is not None and "lecam" in state:
-            self.lecam.load_state_dict(state["lecam"])
 
     # -- phases
     def _fake(self, n: int, ctx: StepContext) -> torch.Tensor:
@@ -68,42 +40,28 @@ class ToyTask:
         return ctx.nets["gen"](z)  # (n, 2)
 
     def d_loss(self, real: torch.Tensor, ctx: StepContext) -> dict:
-        c, disc = self.config, ctx.nets["disc"]
         fake = self._fake(len(real), ctx).detach()
-        real_in, fake_in = self.noise(real, ctx.step), self.noise(fake, ctx.step)
-        d_real, d_fake = disc(real_in), disc(fake_in)
-        loss = self.gan_loss.d(d_real, d_fake)
-        logs = {"loss/d": loss.detach()}
-        if c.gp_weight > 0:
-            gp = stab.gradient_penalty(disc, real_in, fake_in)
-            loss = loss + c.gp_weight * gp
-            logs["reg/gp"] = gp.detach()
-        if self.lecam is not None:
-            self.lecam.update(d_real, d_fake)
-            lc = self.lecam.penalty(d_real, d_fake)
-            loss = loss + c.lecam_weight * lc
-            logs["reg/lecam"] = lc.detach()
-        ctx.observe(d_real=d_real, d_fake=d_fake, real=real, fake=fake, threshold=self.gan_loss.threshold)
-        return {"loss": loss, **logs}
+        out = self.adv.d_loss(ctx.nets["disc"], real, fake)
+        ctx.observe(d_real=out.d_real, d_fake=out.d_fake, real=real, fake=fake, threshold=self.adv.loss.threshold)
+        return {"loss": out.loss, **out.logs}
 
     def d_reg_loss(self, real: torch.Tensor, ctx: StepContext) -> dict:
-        c = self.config
-        real = real.detach().requires_grad_(True)
-        r1 = stab.r1_penalty(ctx.nets["disc"](real), real)
-        return {"loss": stab.lazy_regularization_weight(c.r1_gamma, c.r1_interval) * r1, "reg/r1": r1.detach()}
+        r1, logs = self.adv.r1_loss(ctx.nets["disc"], real)
+        return {"loss": r1, **logs}
 
     def g_loss(self, real: torch.Tensor, ctx: StepContext) -> dict:
-        disc = ctx.nets["disc"]
-        fake = self._fake(len(real), ctx)
-        d_fake = disc(self.noise(fake, ctx.step))
-        d_real = disc(self.noise(real, ctx.step)) if self.gan_loss.name == "relativistic" else None
-        loss = self.gan_loss.g(d_fake, d_real)
-        return {"loss": loss, "loss/g": loss.detach()}
+        loss, logs = self.adv.g_loss(ctx.nets["disc"], self._fake(len(real), ctx), real)
+        return {"loss": loss, **logs}
 
     # -- outputs
     @torch.no_grad()
     def generate(self, gen: nn.Module, n: int, device: torch.device) -> torch.Tensor:
         return gen(torch.randn(n, self.config.z_dim, device=device)).float().cpu()
+
+    @staticmethod
+    def summary(ev: dict[str, float]) -> str:
+        """The one line `ganapps toy train` prints from `evaluate`'s figures."""
+        return f"modes {ev['modes']:.0f}  high_quality {ev['high_quality']:.3f}  reverse_kl {ev['reverse_kl']:.3f}"
 
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         points = self.generate(ctx.sample_net("gen"), self.config.eval_samples, ctx.device)

@@ -1,4 +1,5 @@
-"""`ganapps video train | predict | evaluate`: resolves options and calls one function each."""
+"""`ganapps video predict | evaluate` (train and export come from the task registry): resolves options and
+calls one function each."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ import numpy as np
 import torch
 import typer
 
-from .._cli import print_json, train_command
-from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, export_command, load, model_option
+from .._cli import print_json
+from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, load, model_option
 from ..engine.errors import InputError
-from ..engine.trainer import train
-from .config import PRESETS, VideoConfig
 from .data import ClipDataset, MovingMNIST, NpySequences, load_mnist_digits, probe, to_uint8
 from .pipeline import (
     Predictor,
@@ -26,53 +25,7 @@ from .pipeline import (
     write_video,
 )
 
-app = typer.Typer(help="Video prediction: continue any clip (ConvLSTM / 3D-conv, adversarial).",
-                  no_args_is_help=True)
-
-HELP = {
-    "data": "video files, folders of videos or frame folders, comma-separated (empty: --dataset)",
-    "dataset": "built-in data when --data is empty: photos (camera motion over real photos), mnist "
-               "(Moving MNIST from real digits), mnist_npy (the public mnist_test_seq.npy)",
-    "context_frames": "frames the model sees", "future_frames": "frames it learns to predict",
-    "clip_stride": "frames between clip starts in --data videos", "size": "frame side in pixels (frames are resized)",
-    "use_gray": "grayscale frames", "use_crop": "centre-crop frames to a square before resizing",
-    "strict": "stop at the first unreadable video instead of skipping it with a warning",
-    "predictor": "convlstm (Shi et al. 2015 encoder-forecaster) or conv3d",
-    "head": "direct (the frame), residual (last frame + change), warp (flow-warped last frame + change) or "
-            "flowprior (warp with a learned correction to a Farneback flow of the last two frames)",
-    "hidden": "ConvLSTM hidden channels / 3D-conv width", "layers": "stacked ConvLSTM cells / 3D-conv blocks",
-    "kernel": "ConvLSTM gate kernel size", "patch": "patch size (frames are folded into patch x patch channels)",
-    "disc_width": "critic base width", "use_frame_disc": "add a per-frame 2D critic",
-    "use_spectral_norm": "spectral norm on the critics",
-    "recon_loss": "l1 or l2", "gdl_weight": "gradient difference loss weight (Mathieu et al. 2016)",
-    "adv_weight": "adversarial weight (0: a purely deterministic predictor)",
-    "gan_loss": "adversarial objective (engine): hinge, lsgan, nonsaturating, ...",
-    "context_loss_weight": "weight of the one-step predictions inside the context",
-    "scheduled_sampling_steps": "teacher forcing fades from 1 to 0 over these steps (0: off)",
-    "lr_g": "predictor learning rate", "lr_d": "critic learning rate", "beta1": "Adam beta1", "beta2": "Adam beta2",
-    "eval_clips": "held-out clips scored at the end",
-}
-
-
-def run_train(cfg: VideoConfig, *, json_out: bool) -> dict:
-    from .task import VideoTask
-
-    result = train(VideoTask(cfg))
-    ev = {k.removeprefix("eval/"): v for k, v in result.evaluation.items()}
-    if not json_out and ev:
-        print(f"held-out mse/frame {ev['mse_mean']:.2f} (copy-last {ev['copy_last_mse_mean']:.2f})  "
-              f"psnr {ev['psnr_mean']:.2f} dB (copy-last {ev['copy_last_psnr_mean']:.2f})  "
-              f"ssim {ev['ssim_mean']:.3f} (copy-last {ev['copy_last_ssim_mean']:.3f})"
-              + (f"  flow psnr {ev['flow_psnr_mean']:.2f} ssim {ev['flow_ssim_mean']:.3f}" if "flow_psnr_mean" in ev
-                 else "") + f"  run {result.run_dir}")
-    if result.interrupted:
-        raise typer.Exit(130)
-    return {**ev, "run": str(result.run_dir), "steps": result.step,
-            "verdicts": sorted({v.kind for v in result.verdicts})}
-
-
-train_command(app, "train", VideoConfig, run_train, help="Train a video predictor (default: camera motion over "
-              "real photos; --preset mnist: Moving MNIST).", task_help=HELP, presets=PRESETS)
+app = typer.Typer(no_args_is_help=True)  # mounted as `ganapps video` with train and export (ganapps.cli)
 
 
 ModelOpt = model_option(Predictor.default_model)
@@ -181,7 +134,7 @@ def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int, s
     if len(data) == 1 and data[0] == "mnist":
         from ..recipes import moving_mnist
 
-        ds = MovingMNIST(load_mnist_digits(moving_mnist.fetch_digits())[4000:], n, 64, items=max_clips, seed=10_000)
+        ds = MovingMNIST.split(load_mnist_digits(moving_mnist.fetch_digits()), "eval", n, 64, items=max_clips)
     elif len(data) == 1 and data[0].endswith(".npy"):
         ds = NpySequences(data[0], n)
     else:
@@ -232,5 +185,3 @@ def evaluate(
         for name, r in rows.items():
             print(f"  {name:10s}  " + " ".join(f"{v:7.3f}" for v in r[metric]) + f"  {r[metric + '_mean']:7.3f}")
 
-
-export_command(app, Predictor)

@@ -3,60 +3,67 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
-from ..engine.config import TrainConfig, require
+from ..engine.adversarial import AdversarialConfig
+from ..engine.config import opt, require
 from ..engine.errors import InputError
 
 
 @dataclasses.dataclass
-class VideoConfig(TrainConfig):
+class VideoConfig(AdversarialConfig):
+    unsupported: ClassVar[tuple[str, ...]] = ("augment_policy", "use_ada", "ada_target", "ada_adjust_images",
+                                              "use_minibatch_std")  # clips: no DiffAugment, critics without mbstd
+
+    # trainer
     out: str = "runs/video"
-    # data: video files / folders (comma-separated); empty: the built-in `dataset`
-    data: str = ""
-    dataset: Literal["photos", "mnist", "mnist_npy"] = "photos"
-    context_frames: int = 4
-    future_frames: int = 4
-    clip_stride: int = 2
-    size: int = 64
-    use_gray: bool = False
-    use_crop: bool = False
-    strict: bool = False
-    # nets
-    predictor: Literal["convlstm", "conv3d"] = "convlstm"
-    head: Literal["direct", "residual", "warp", "flowprior"] = "warp"
-    hidden: int = 64
-    layers: int = 2
-    kernel: int = 5
-    patch: int = 4
-    disc_width: int = 32
-    use_frame_disc: bool = False
-    use_spectral_norm: bool = True
-    # losses
-    recon_loss: Literal["l1", "l2"] = "l1"
-    gdl_weight: float = 1.0
-    adv_weight: float = 0.05
-    gan_loss: str = "hinge"
-    context_loss_weight: float = 0.5  # one-step predictions inside the context are free supervision
-    scheduled_sampling_steps: int = 0  # teacher forcing fades from 1 to 0 over these steps (0: off)
-    # optimisation
     batch_size: int = 8
     steps: int = 2000
-    lr_g: float = 5e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    eval_clips: int = 32
     log_every_steps: int = 25
     sample_every_steps: int = 250
     checkpoint_every_steps: int = 250
+    # GAN: a small hinge term from spectral-norm critics
+    gan_loss: str = "hinge"
+    adv_weight: float = 0.05
+    lr_g: float = 5e-4
+    use_spectral_norm: bool = True
+    # data: video files / folders (comma-separated); empty: the built-in `dataset`
+    data: str = opt("", "video files, folders of videos or frame folders, comma-separated (empty: --dataset)")
+    dataset: Literal["photos", "mnist", "mnist_npy"] = opt(
+        "photos", "built-in data when --data is empty: photos (camera motion over real photos), mnist (Moving MNIST "
+                  "from real digits), mnist_npy (the public mnist_test_seq.npy)")
+    context_frames: int = opt(4, "frames the model sees")
+    future_frames: int = opt(4, "frames it learns to predict")
+    clip_stride: int = opt(2, "frames between clip starts in --data videos")
+    size: int = opt(64, "frame side in pixels (frames are resized)")
+    use_gray: bool = opt(False, "grayscale frames")
+    use_crop: bool = opt(False, "centre-crop frames to a square before resizing")
+    strict: bool = opt(False, "stop at the first unreadable video instead of skipping it with a warning")
+    # nets
+    predictor: Literal["convlstm", "conv3d"] = opt("convlstm", "convlstm (Shi et al. 2015 encoder-forecaster) or "
+                                                               "conv3d")
+    head: Literal["direct", "residual", "warp", "flowprior"] = opt(
+        "warp", "direct (the frame), residual (last frame + change), warp (flow-warped last frame + change) or "
+                "flowprior (warp with a learned correction to a Farneback flow of the last two frames)")
+    hidden: int = opt(64, "ConvLSTM hidden channels / 3D-conv width")
+    layers: int = opt(2, "stacked ConvLSTM cells / 3D-conv blocks")
+    kernel: int = opt(5, "ConvLSTM gate kernel size")
+    patch: int = opt(4, "patch size (frames are folded into patch x patch channels)")
+    disc_width: int = opt(32, "critic base width")
+    use_frame_disc: bool = opt(False, "add a per-frame 2D critic of the predicted frames")
+    # losses
+    recon_loss: Literal["l1", "l2"] = opt("l1", "l1 or l2")
+    gdl_weight: float = opt(1.0, "gradient difference loss weight (Mathieu et al. 2016)")
+    context_loss_weight: float = opt(0.5, "weight of the one-step predictions inside the context (free "
+                                          "supervision)")
+    scheduled_sampling_steps: int = opt(0, "teacher forcing fades from 1 to 0 over these steps (0: off)")
+    eval_clips: int = opt(32, "held-out clips scored at the end")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self, positive=("context_frames", "future_frames", "clip_stride", "size", "hidden", "layers", "kernel",
                      "patch", "disc_width", "eval_clips"),
-                above_zero=("lr_g", "lr_d"),
-                non_negative=("gdl_weight", "adv_weight", "context_loss_weight", "scheduled_sampling_steps"))
+                non_negative=("gdl_weight", "context_loss_weight", "scheduled_sampling_steps"))
         if self.size % self.patch:
             raise InputError(f"option size={self.size}: expected a multiple of patch={self.patch}")
         if self.kernel % 2 == 0:
@@ -64,6 +71,7 @@ class VideoConfig(TrainConfig):
 
     @property
     def channels(self) -> int:
+        """Image channels: 1 for gray frames and the built-in Moving MNIST, else 3."""
         return 1 if self.use_gray or self.dataset.startswith("mnist") and not self.data else 3
 
 

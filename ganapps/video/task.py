@@ -11,12 +11,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..engine import stabilizers as stab
+from ..engine.adversarial import Adversary, Join
 from ..engine.errors import InputError
-from ..engine.losses import get_loss
 from ..engine.task import OptimizerSpec, Phase, StepContext
 from .config import VideoConfig
-from .data import ClipDataset, MovingMNIST, NpySequences, PhotoMotion, load_mnist_digits, to_uint8
+from .data import (
+    EVAL_SEED_OFFSET,
+    ClipDataset,
+    MovingMNIST,
+    NpySequences,
+    PhotoMotion,
+    load_mnist_digits,
+    to_uint8,
+)
 from .nets import FrameDiscriminator, VideoDiscriminator, build_predictor, gradient_difference_loss
 from .pipeline import copy_last, flow_extrapolate, horizon_metrics
 
@@ -30,16 +37,14 @@ def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
 
         train_photos, held_out = video_photos.fetch()
         photos = train_photos if split == "train" else held_out
-        return PhotoMotion(photos, length, cfg.size, seed=cfg.seed if split == "train" else 10_000 + cfg.seed,
+        return PhotoMotion(photos, length, cfg.size, seed=cfg.seed if split == "train" else EVAL_SEED_OFFSET + cfg.seed,
                            gray=cfg.use_gray, items=100_000 if split == "train" else cfg.eval_clips)
     if cfg.dataset == "mnist":
         from ..recipes import moving_mnist
 
         digits = load_mnist_digits(moving_mnist.fetch_digits())
-        # digits 0-3999 train, 4000-4999 are held out for evaluation
-        if split == "train":
-            return MovingMNIST(digits[:4000], length, cfg.size, items=100_000, seed=cfg.seed)
-        return MovingMNIST(digits[4000:], length, cfg.size, items=cfg.eval_clips, seed=10_000 + cfg.seed)
+        items = 100_000 if split == "train" else cfg.eval_clips
+        return MovingMNIST.split(digits, split, length, cfg.size, items=items, seed=cfg.seed)
     if cfg.dataset == "mnist_npy":
         from ..recipes import moving_mnist
 
@@ -50,7 +55,7 @@ def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
 class VideoTask:
     def __init__(self, config: VideoConfig):
         self.config = config
-        self.gan_loss = get_loss(config.gan_loss)
+        self.adv = Adversary(config)  # critics keyed "" (the clip critic) and "frame" (the per-frame critic)
         self._eval_data: Dataset | None = None
         self._baseline_metrics: dict[str, float] | None = None
 
@@ -65,24 +70,17 @@ class VideoTask:
             if c.use_frame_disc:
                 nets["disc_frame"] = FrameDiscriminator(c.channels, c.disc_width)
             for name in [n for n in nets if n.startswith("disc")]:
-                if c.use_spectral_norm:
-                    stab.apply_spectral_norm(nets[name])
+                self.adv.apply_to_disc(nets[name])
         return nets
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
         c = self.config
-        specs = {"gen": OptimizerSpec(("gen",), c.lr_g, (c.beta1, c.beta2))}
-        if c.adv_weight > 0:
-            discs = ("disc", "disc_frame") if c.use_frame_disc else ("disc",)
-            specs["disc"] = OptimizerSpec(discs, c.lr_d, (c.beta1, c.beta2))
-        return specs
+        discs = () if c.adv_weight == 0 else ("disc", "disc_frame") if c.use_frame_disc else ("disc",)
+        return self.adv.optimizers(gen=("gen",), disc=discs)
 
     def phases(self) -> list[Phase]:
         # G first: its prediction (detached) is reused by the D phase of the same step.
-        phases = [Phase("G", "gen", self.g_loss)]
-        if self.config.adv_weight > 0:
-            phases.append(Phase("D", "disc", self.d_loss))
-        return phases
+        return self.adv.phases(g=self.g_loss, d=self.d_loss, d_reg=self.d_reg_loss, order=("G", "D", "D-reg"))
 
     def dataset(self) -> Dataset:
         c = self.config
@@ -100,11 +98,12 @@ class VideoTask:
     def _recon(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(pred, target) if self.config.recon_loss == "l1" else F.mse_loss(pred, target)
 
-    def _critics(self, ctx: StepContext, clip: torch.Tensor) -> list[torch.Tensor]:
-        logits = [ctx.nets["disc"](clip)]
+    def _critics(self, ctx: StepContext) -> list[tuple[str, nn.Module, Join | None]]:
+        """(key, critic, join): the clip critic sees context + prediction, the frame critic the predicted frames."""
+        critics: list[tuple[str, nn.Module, Join | None]] = [("", ctx.nets["disc"], None)]
         if "disc_frame" in ctx.nets:
-            logits.append(ctx.nets["disc_frame"](clip[:, self.config.context_frames:]))
-        return logits
+            critics.append(("frame", ctx.nets["disc_frame"], lambda clip: clip[:, self.config.context_frames:]))
+        return critics
 
     def g_loss(self, batch: torch.Tensor, ctx: StepContext) -> dict:
         c = self.config
@@ -126,24 +125,39 @@ class VideoTask:
             loss = loss + c.gdl_weight * gdl
             logs["loss/gdl"] = gdl.detach()
         if c.adv_weight > 0:
-            ctx.scratch["fake"] = pred.detach()
-            adv = sum(self.gan_loss.g(lg) for lg in self._critics(ctx, torch.cat([context, pred], 1)))
-            loss = loss + c.adv_weight * adv
-            logs["loss/g"] = adv.detach()
+            ctx.scratch.update(batch=batch, fake=pred.detach())
+            fake_clip = torch.cat([context, pred], 1)  # (B, T, C, H, W)
+            adv, unweighted = 0, 0
+            for _, disc, join in self._critics(ctx):
+                term, log = self.adv.g_loss(disc, fake_clip, batch, join=join)
+                adv, unweighted = adv + term, unweighted + log["loss/g"]
+            loss = loss + adv
+            logs["loss/g"] = unweighted
         return {"loss": loss, **logs}
 
     def d_loss(self, batch: torch.Tensor, ctx: StepContext) -> dict:
         c = self.config
         context = batch[:, :c.context_frames]
-        fake = ctx.scratch.get("fake")
-        if fake is None:
+        if ctx.scratch.get("batch") is batch:
+            fake = ctx.scratch["fake"]
+        else:  # an extra critic step (n_critic > 1) on a fresh batch
             with torch.no_grad():
                 fake = ctx.nets["gen"](context, batch.shape[1] - c.context_frames)
-        real_logits = self._critics(ctx, batch)
-        fake_logits = self._critics(ctx, torch.cat([context, fake], 1))
-        loss = sum(self.gan_loss.d(r, f) for r, f in zip(real_logits, fake_logits, strict=True))
-        ctx.observe(d_real=real_logits[0], d_fake=fake_logits[0], threshold=self.gan_loss.threshold)
-        return {"loss": loss, "loss/d": loss.detach()}
+        fake_clip = torch.cat([context, fake], 1)  # (B, T, C, H, W)
+        outs = [self.adv.d_loss(disc, batch, fake_clip, key=key, join=join) for key, disc, join in self._critics(ctx)]
+        loss = sum(o.loss for o in outs)
+        logs = {k: v for o in outs for k, v in o.logs.items()}
+        ctx.observe(d_real=outs[0].d_real, d_fake=outs[0].d_fake, threshold=self.adv.loss.threshold)
+        return {"loss": loss, **logs, "loss/d": loss.detach()}
+
+    def d_reg_loss(self, batch: torch.Tensor, ctx: StepContext) -> dict:
+        """Lazy R1 on every critic's real clips."""
+        total, logs = torch.zeros((), device=batch.device), {}
+        for key, disc, join in self._critics(ctx):
+            r1, log = self.adv.r1_loss(disc, batch, key=key, join=join)
+            total = total + r1
+            logs.update(log)
+        return {"loss": total, **logs}
 
     # -- outputs
     def _eval_set(self) -> torch.Tensor:
@@ -157,6 +171,14 @@ class VideoTask:
         n = min(c.eval_clips, len(data))
         idx = np.linspace(0, len(data) - 1, n).round().astype(int)
         return torch.stack([data[int(i)] for i in idx])  # (N, T, C, H, W)
+
+    @staticmethod
+    def summary(ev: dict[str, float]) -> str:
+        """The one line `ganapps video train` prints from `evaluate`'s figures."""
+        flow = f"  flow psnr {ev['flow_psnr_mean']:.2f} ssim {ev['flow_ssim_mean']:.3f}" if "flow_psnr_mean" in ev else ""
+        return (f"held-out mse/frame {ev['mse_mean']:.2f} (copy-last {ev['copy_last_mse_mean']:.2f})  "
+                f"psnr {ev['psnr_mean']:.2f} dB (copy-last {ev['copy_last_psnr_mean']:.2f})  "
+                f"ssim {ev['ssim_mean']:.3f} (copy-last {ev['copy_last_ssim_mean']:.3f}){flow}")
 
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         c = self.config

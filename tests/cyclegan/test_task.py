@@ -189,7 +189,7 @@ def test_pool_mixes_history_once_full():
 
 def test_reference_defaults():
     c = CycleGANConfig()
-    assert (c.loss, c.lambda_a, c.lambda_b, c.lambda_identity, c.pool_size) == ("lsgan", 10.0, 10.0, 0.5, 50)
+    assert (c.gan_loss, c.lambda_a, c.lambda_b, c.lambda_identity, c.pool_size) == ("lsgan", 10.0, 10.0, 0.5, 50)
     assert (c.lr_g, c.lr_d, c.beta1, c.beta2, c.batch_size) == (2e-4, 2e-4, 0.5, 0.999, 1)
     assert (c.lr_schedule, c.lr_decay_start_steps) == ("linear", -1)  # constant for half, then linear to 0
     assert (c.gen, c.disc, c.norm, c.init, c.init_gain) == ("resnet_9blocks", "basic", "instance", "normal", 0.02)
@@ -208,11 +208,11 @@ def test_bad_options_name_the_field():
 
 
 @pytest.mark.parametrize("opts", [
-    dict(loss="hinge", gp_weight=1.0, use_spectral_norm=True),
-    dict(loss="relativistic", real_label=0.9, instance_noise_std=0.1, lecam_weight=0.1),
-    dict(loss="nonsaturating", r1_gamma=1.0, r1_interval=2, diffaug_policy="color,translation", use_ada=True,
+    dict(gan_loss="hinge", gp_weight=1.0, use_spectral_norm=True),
+    dict(gan_loss="relativistic", real_label=0.9, instance_noise_std=0.1, lecam_weight=0.1),
+    dict(gan_loss="nonsaturating", r1_gamma=1.0, r1_interval=2, augment_policy="color,translation", use_ada=True,
          n_critic=2, use_minibatch_std=True, batch_size=2, ema_halflife_images=10.0),
-    dict(loss="wasserstein", gp_weight=10.0, disc="pixel", norm="none", gen="unet_128", crop_size=128,
+    dict(gan_loss="wasserstein", gp_weight=10.0, disc="pixel", norm="none", gen="unet_128", crop_size=128,
          load_size=128, lambda_identity=0.0, pool_size=0, use_channels_last=True, use_amp=True),
 ])
 def test_every_loss_and_stabilizer_trains(dataset, tmp_path, opts):

@@ -49,3 +49,41 @@ def test_a_non_mapping_file_is_rejected(tmp_path):
     f.write_text("- 1\n- 2\n")
     with pytest.raises(InputError, match="expected a mapping"):
         resolve(TrainConfig, config_file=str(f))
+
+
+def test_deprecated_yaml_names_map_to_todays_with_a_warning(tmp_path):
+    from ganapps.engine.adversarial import AdversarialConfig
+    from ganapps.engine.config import DeprecatedOption
+
+    f = tmp_path / "old.yaml"
+    f.write_text("loss: lsgan\ndiffaug_policy: color\nsteps: 7\n")
+    for read in (lambda: resolve(AdversarialConfig, config_file=str(f)), lambda: from_yaml(AdversarialConfig, f)):
+        with pytest.warns(DeprecatedOption) as caught:
+            cfg = read()
+        assert (cfg.gan_loss, cfg.augment_policy, cfg.steps) == ("lsgan", "color", 7)
+        assert sorted(str(w.message).split(": ", 1)[1] for w in caught) == [
+            "option 'diffaug_policy' is deprecated; use 'augment_policy' (the old name is accepted until the next "
+            "release)",
+            "option 'loss' is deprecated; use 'gan_loss' (the old name is accepted until the next release)"]
+    f.write_text("loss: lsgan\ngan_loss: hinge\n")
+    with pytest.raises(InputError, match="'loss' \\(deprecated\\) and 'gan_loss' both given"):
+        resolve(AdversarialConfig, config_file=str(f))
+
+
+def test_every_option_of_every_task_has_help_and_a_panel_by_its_declaring_class():
+    from ganapps.cyclegan.config import CycleGANConfig
+    from ganapps.engine.adversarial import AdversarialConfig
+    from ganapps.engine.config import describe_options
+    from ganapps.medical.config import MedicalConfig
+    from ganapps.toy.config import ToyConfig
+    from ganapps.video.config import VideoConfig
+
+    trainer = {f.name for f in dataclasses.fields(TrainConfig)}
+    gan = {f.name for f in dataclasses.fields(AdversarialConfig)} - trainer
+    for cls in (ToyConfig, CycleGANConfig, MedicalConfig, VideoConfig):
+        docs = describe_options(cls)
+        assert [d.name for d in docs] == [f.name for f in dataclasses.fields(cls)]
+        for d in docs:
+            assert d.help.strip(), (cls.__name__, d.name)
+            assert d.panel == ("Trainer" if d.name in trainer else "GAN" if d.name in gan else "Task"), d.name
+            assert d.default == getattr(cls(), d.name)  # a task's own default is the one shown

@@ -136,3 +136,20 @@ def test_empty_metrics_file_gives_report_without_curves(tmp_path):
     verdicts, path = doctor(tmp_path)
     assert verdicts == []
     assert "no records logged yet" in path.read_text()
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(run_dir, monkeypatch):
+    import errno
+
+    from ganapps.engine import report
+    from ganapps.engine.errors import DiskFullError
+
+    before = sorted(p.name for p in run_dir.iterdir())
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report.os, "replace", full)
+    with pytest.raises(DiskFullError, match=r"disk full while writing report.html \(needs at least [\d,]+ bytes"):
+        write_report(run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == before

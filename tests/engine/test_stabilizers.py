@@ -186,6 +186,23 @@ def test_ema_update_interpolates_and_round_trips_state():
     assert torch.equal(other.module.weight, ema.module.weight)
 
 
+def test_ema_update_is_lerp_bit_for_bit_in_every_dtype():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 300), nn.BatchNorm1d(300))
+    ema = EMA(net)
+    ema.module[1].double()  # an averaged copy kept in float64 follows the float32 net through a cast
+    for beta in (0.3, 0.5, 0.9, 0.999):
+        with torch.no_grad():
+            for q in net.parameters():
+                q.add_(torch.randn_like(q))
+        expected = {k: q.detach().to(e.dtype).lerp(e, beta) for (k, q), e in
+                    zip(net.named_parameters(), ema.module.parameters(), strict=True)}
+        ema.update(net, beta)
+        for k, v in ema.module.named_parameters():
+            assert v.dtype == (torch.float64 if k.startswith("1.") else torch.float32)
+            assert torch.equal(v, expected[k]), (k, beta)
+
+
 def test_ema_beta_gives_half_influence_after_halflife_images():
     beta = ema_beta(batch_size=32, halflife_images=10_000)
     assert beta ** (10_000 / 32) == pytest.approx(0.5)

@@ -214,3 +214,65 @@ def test_periodic_evaluation_logs_and_can_stop_early(tmp_path):
     assert result.stopped_early and result.step == 10 and "eval/mean_x" in result.evaluation
     rows = _records(tmp_path / "run")
     assert [r["step"] for r in rows if "eval/mean_x" in r] == [5, 10]
+
+
+@pytest.mark.parametrize("max_rollbacks", [0, 1])
+def test_max_rollbacks_sets_how_many_rollbacks_come_before_the_error(tmp_path, max_rollbacks):
+    from ganapps.engine.trainer import Diverged
+
+    warnings: list[str] = []
+    cfg = TinyConfig(out=str(tmp_path / "run"), steps=20, nan_steps=(12, 13), nan_persistent=True,
+                     nonfinite_patience=2, checkpoint_every_steps=10, max_rollbacks=max_rollbacks)
+    with pytest.raises(Diverged, match=f"non-finite after {max_rollbacks} rollbacks"):
+        Trainer(TinyTask(cfg), on_warning=warnings.append).train()
+    assert sum("rolled back to step 10" in w for w in warnings) == max_rollbacks
+
+
+def test_max_rollbacks_must_not_be_negative():
+    with pytest.raises(InputError, match="max_rollbacks=-1: expected >= 0"):
+        TinyConfig(max_rollbacks=-1)
+
+
+def test_gradient_clipping_is_clip_grad_norm_bit_for_bit(tmp_path):
+    import copy
+
+    from ganapps.engine.losses import get_loss
+
+    clip = 1e-3  # far below the D gradient norm of a fresh net: every update is clipped
+    trainer = Trainer(TinyTask(TinyConfig(out=str(tmp_path / "run"), steps=3, grad_clip_norm=clip)))
+    trainer._build()
+    trainer.phases = trainer.phases[:1]  # D only
+    disc, gen = copy.deepcopy(trainer.nets["disc"]), trainer.nets["gen"]
+    opt = torch.optim.Adam(disc.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    for _ in range(3):
+        state = trainer.stream.state_dict()
+        real = next(trainer.stream)
+        trainer.stream.load_state_dict(state)  # the trainer reads this same batch
+        rng = torch.get_rng_state()
+        trainer._run_step()
+        trainer.step += 1
+        torch.set_rng_state(rng)  # the reference draws the same noise
+        fake = gen(torch.randn(len(real), 4)).detach()
+        loss = get_loss("nonsaturating").d(disc(real), disc(fake))
+        opt.zero_grad()
+        loss.backward()
+        assert torch.nn.utils.clip_grad_norm_(disc.parameters(), clip) > 10 * clip
+        opt.step()
+        for a, b in zip(disc.parameters(), trainer.nets["disc"].parameters(), strict=True):
+            assert torch.equal(a, b)
+
+
+def test_stopping_right_after_a_checkpoint_does_not_write_it_twice(tmp_path):
+    written = {}
+
+    def on_evaluate(step, metrics):
+        state = tmp_path / "run" / "checkpoints" / f"step_{step}" / "state.pt"
+        written[step] = state.stat().st_ino, state.stat().st_mtime_ns
+        return False
+
+    cfg = TinyConfig(out=str(tmp_path / "run"), steps=20, eval_every_steps=10, checkpoint_every_steps=10)
+    result = Trainer(TinyTask(cfg), on_evaluate=on_evaluate).train()
+    state = tmp_path / "run" / "checkpoints" / "step_10" / "state.pt"
+    assert result.stopped_early and result.step == 10
+    assert written == {10: (state.stat().st_ino, state.stat().st_mtime_ns)}
+    assert ckpt.latest_dir(tmp_path / "run" / "checkpoints") == state.parent

@@ -148,3 +148,26 @@ def test_intensity_extractor_blocks_are_hellinger_embeddings():
     torch.testing.assert_close(f[:, 32:48].norm(dim=1), torch.ones(3))
     # per image: the features of one image do not depend on the rest of the batch
     torch.testing.assert_close(IntensityExtractor()(x[:1]), f[:1])
+
+
+def test_a_model_folder_written_by_the_previous_release_loads_with_a_warning(tmp_path):
+    """Before width was `width`, medical configs named it `channels` (and the GAN loss `loss`)."""
+    import shutil
+
+    from ganapps.engine import checkpoint as ckpt
+    from ganapps.engine.config import DeprecatedOption
+
+    shipped = ckpt.shipped_model("medical-default")
+    old = tmp_path / "old-model"
+    shutil.copytree(shipped, old)
+    text = (old / "config.yaml").read_text()
+    assert "\nwidth: 12\n" in text and "\ngan_loss: " in text
+    (old / "config.yaml").write_text(text.replace("\nwidth: 12\n", "\nchannels: 12\n").replace("\ngan_loss: ",
+                                                                                              "\nloss: "))
+    with pytest.warns(DeprecatedOption) as caught:
+        synth = Synthesizer.from_checkpoint(old)
+    assert sorted(str(w.message).split(": ")[1] for w in caught) == [
+        "option 'channels' is deprecated; use 'width' (the old name is accepted until the next release)",
+        "option 'loss' is deprecated; use 'gan_loss' (the old name is accepted until the next release)"]
+    assert synth.config.width == 12 and synth.config.channels == 1
+    assert torch.equal(synth(4, seed=0), Synthesizer.from_checkpoint(shipped)(4, seed=0))

@@ -68,7 +68,7 @@ def test_net_shapes():
 
 @pytest.mark.parametrize("loss", ["vanilla", "nonsaturating", "lsgan", "wasserstein", "hinge", "relativistic"])
 def test_every_loss_trains_a_few_steps_with_finite_numbers(tmp_path, loss):
-    cfg = ToyConfig(out=str(tmp_path / loss), steps=12, batch_size=32, hidden=16, loss=loss, log_every_steps=4,
+    cfg = ToyConfig(out=str(tmp_path / loss), steps=12, batch_size=32, hidden=16, gan_loss=loss, log_every_steps=4,
                     eval_samples=100, quiet=True, use_tensorboard=False, write_report=False,
                     gp_weight=1.0 if loss == "wasserstein" else 0.0, r1_gamma=0.1, r1_interval=4,
                     ema_halflife_images=500)
@@ -83,18 +83,18 @@ def test_stabilizer_options_are_wired(tmp_path):
     cfg = ToyConfig(out=str(tmp_path / "s"), steps=8, batch_size=32, hidden=16, log_every_steps=4, eval_samples=100,
                     quiet=True, use_tensorboard=False, write_report=False, use_spectral_norm=True,
                     use_minibatch_std=True, lecam_weight=0.1, instance_noise_std=0.1, real_label=0.9,
-                    init="orthogonal", n_critic=2, loss="nonsaturating")
+                    init="orthogonal", n_critic=2, gan_loss="nonsaturating")
     task = ToyTask(cfg)
     result = train(task)
     assert "reg/lecam" in result.last_logs
     disc = task.build_nets()["disc"]
     assert hasattr(disc.body[0], "parametrizations")  # spectral norm applied
-    assert task.gan_loss.real_label == 0.9
+    assert task.adv.loss.real_label == 0.9
 
 
 def test_plain_preset_is_vanilla_without_stabilizers():
     cfg = ToyConfig(**PRESETS["plain"])
-    assert cfg.loss == "vanilla" and cfg.ema_halflife_images == 0 and not cfg.use_spectral_norm
+    assert cfg.gan_loss == "vanilla" and cfg.ema_halflife_images == 0 and not cfg.use_spectral_norm
     assert cfg.r1_gamma == cfg.gp_weight == cfg.lecam_weight == cfg.instance_noise_std == 0
 
 

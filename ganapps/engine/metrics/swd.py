@@ -5,6 +5,7 @@ needs no pretrained weights. Must not import Typer or any task package.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -161,6 +162,29 @@ def sliced_wasserstein_distance(
     Memory: about N x levels x patches_per_image x C x patch_size^2 x 4 bytes per set. Deterministic for
     a `seed`; the result does not depend on `batch_size`.
     """
+    _check_options(patch_size, patches_per_image, dir_repeats, dirs_per_repeat, normalize)
+    images_a, images_b, shape = _open_pair(source_a, source_b)
+    levels = swd_levels(shape[1], shape[2], min_resolution)
+    if levels < 1 or min(shape[1:]) < patch_size:
+        raise InputError(
+            f"{describe(source_a)}: images {shape[1]}x{shape[2]} are smaller than min_resolution={min_resolution}"
+        )
+    desc_a, _ = _patch_descriptors(
+        images_a, describe(source_a), levels, patch_size, patches_per_image, seed, batch_size, progress
+    )
+    desc_b, _ = _patch_descriptors(
+        images_b, describe(source_b), levels, patch_size, patches_per_image, seed, batch_size, progress
+    )
+    gen = torch.Generator().manual_seed(seed + 1)
+    per_level = {
+        min(shape[1:]) >> lod: _level_distance(a, b, normalize, dir_repeats, dirs_per_repeat, gen) * 1e3
+        for lod, (a, b) in enumerate(zip(desc_a, desc_b, strict=True))
+    }
+    return SWD(per_level, float(sum(per_level.values()) / len(per_level)))
+
+
+def _check_options(patch_size: int, patches_per_image: int, dir_repeats: int, dirs_per_repeat: int,
+                   normalize: str) -> None:
     if normalize not in ("per_set", "reference"):
         raise InputError(
             f"sliced_wasserstein_distance: normalize={normalize!r}, expected 'per_set' or 'reference'"
@@ -176,6 +200,10 @@ def sliced_wasserstein_distance(
             f"sliced_wasserstein_distance: patch_size={patch_size} (odd >= 1), patches_per_image={patches_per_image}, "
             f"dir_repeats={dir_repeats}, dirs_per_repeat={dirs_per_repeat} (>= 1 each)"
         )
+
+
+def _open_pair(source_a: Source, source_b: Source) -> tuple[Any, Any, torch.Size]:
+    """Both image sets and their common image shape (C, H, W); an InputError when the shapes differ."""
     images_a, images_b = open_images(source_a), open_images(source_b)
     shape_a = next(iter(images_a.batches(1))).shape[1:]
     shape_b = next(iter(images_b.batches(1))).shape[1:]
@@ -184,31 +212,23 @@ def sliced_wasserstein_distance(
             f"{describe(source_b)}: images {tuple(shape_b)} but {describe(source_a)} has {tuple(shape_a)}; "
             "SWD needs one image shape (C, H, W)"
         )
-    levels = swd_levels(shape_a[1], shape_a[2], min_resolution)
-    if levels < 1 or min(shape_a[1:]) < patch_size:
-        raise InputError(
-            f"{describe(source_a)}: images {shape_a[1]}x{shape_a[2]} are smaller than min_resolution={min_resolution}"
-        )
-    desc_a, _ = _patch_descriptors(
-        images_a, describe(source_a), levels, patch_size, patches_per_image, seed, batch_size, progress
-    )
-    desc_b, _ = _patch_descriptors(
-        images_b, describe(source_b), levels, patch_size, patches_per_image, seed, batch_size, progress
-    )
-    gen = torch.Generator().manual_seed(seed + 1)
-    per_level = {}
-    for lod, (a, b) in enumerate(zip(desc_a, desc_b, strict=True)):
-        mean_a, std_a = _channel_moments(a)
-        mean_b, std_b = (mean_a, std_a) if normalize == "reference" else _channel_moments(b)
-        a = ((a - mean_a) / std_a).flatten(1)  # (N * P, C * p * p)
-        b = ((b - mean_b) / std_b).flatten(1)
-        if len(a) != len(b):
-            keep = min(len(a), len(b))
-            a = a[torch.randperm(len(a), generator=gen)[:keep]]
-            b = b[torch.randperm(len(b), generator=gen)[:keep]]
-        dirs = []
-        for _ in range(dir_repeats):
-            d = torch.randn(a.shape[1], dirs_per_repeat, generator=gen)  # (C*p*p, dirs)
-            dirs.append(d / d.norm(dim=0, keepdim=True))
-        per_level[min(shape_a[1:]) >> lod] = _sliced_wasserstein(a, b, dirs) * 1e3
-    return SWD(per_level, float(sum(per_level.values()) / len(per_level)))
+    return images_a, images_b, shape_a
+
+
+def _level_distance(a: torch.Tensor, b: torch.Tensor, normalize: str, dir_repeats: int, dirs_per_repeat: int,
+                    gen: torch.Generator) -> float:
+    """SWD (not yet x 1e3) between the patch descriptors of one pyramid level, (N * P, C, p, p) each: normalised,
+    cut to equal counts (random subsets drawn from `gen`), projected on random unit directions from `gen`."""
+    mean_a, std_a = _channel_moments(a)
+    mean_b, std_b = (mean_a, std_a) if normalize == "reference" else _channel_moments(b)
+    a = ((a - mean_a) / std_a).flatten(1)  # (N * P, C * p * p)
+    b = ((b - mean_b) / std_b).flatten(1)
+    if len(a) != len(b):
+        keep = min(len(a), len(b))
+        a = a[torch.randperm(len(a), generator=gen)[:keep]]
+        b = b[torch.randperm(len(b), generator=gen)[:keep]]
+    dirs = []
+    for _ in range(dir_repeats):
+        d = torch.randn(a.shape[1], dirs_per_repeat, generator=gen)  # (C*p*p, dirs)
+        dirs.append(d / d.norm(dim=0, keepdim=True))
+    return _sliced_wasserstein(a, b, dirs)
