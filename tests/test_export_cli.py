@@ -207,3 +207,38 @@ def test_the_shipped_translation_model_in_onnx_at_128_257x301_and_720x1280(tmp_p
     assert max(res["max_abs_diff"].values()) <= PARITY_TOLERANCE
     checks = json.loads((tmp_path / "onnx" / "export.json").read_text())["graphs"]["gen_ab"]["checks"]
     assert [c["shapes"]["image"][2:] for c in checks] == [[64, 64], [128, 128], [257, 301], [720, 1280]]
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "torchscript"])
+def test_an_unwritable_output_is_one_line_naming_it_with_exit_2_and_nothing_written(tmp_path, fmt, capsys):
+    """--out inside a file: the error names the output and the file in the way; nothing new appears."""
+    model = _cyclegan_model(tmp_path / "model")
+    (tmp_path / "afile").write_text("not a folder")
+    out = tmp_path / "afile" / "out"
+    assert main(["cyclegan", "export", str(model), "--out", str(out), "--format", fmt]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(out) in err and "afile" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "model"]
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_a_safetensors_write_that_fails_midway_leaves_no_folder_behind(tmp_path, monkeypatch, capsys):
+    """A full disk while the weights are written: one line naming the folder, exit 2, and the folders the
+    export made (out/ and its missing parents) are gone again; the model folder is untouched."""
+    import errno
+
+    import safetensors.torch
+
+    model = _cyclegan_model(tmp_path / "model")
+
+    def full_disk(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    out = tmp_path / "new" / "out"
+    assert main(["cyclegan", "export", str(model), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{out}: cannot write the model folder (No space left on device)" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

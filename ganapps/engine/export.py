@@ -166,6 +166,15 @@ def check_parity(graph: Graph, fmt: str, path: Path, tolerance: float = PARITY_T
     return report
 
 
+def check_destination(out: Path, expected: str) -> None:
+    """An InputError naming `out` when it is a file, or when a file stands where one of its folders would go."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; expected {expected}")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise InputError(f"{out}: cannot write here ({blocker} is a file, not a folder)")
+
+
 def export_graphs(graphs: list[Graph], out: str | os.PathLike, fmt: str, *, config_yaml: str | None = None,
                   tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
     """Write each graph as OUT/<name>.onnx or OUT/<name>.pt, plus OUT/config.yaml (the model's options) and
@@ -176,11 +185,7 @@ def export_graphs(graphs: list[Graph], out: str | os.PathLike, fmt: str, *, conf
     if fmt not in GRAPH_FORMATS:
         raise InputError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder; expected a folder to write the export into")
-    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise InputError(f"{out}: cannot write here ({blocker} is a file, not a folder)")
+    check_destination(out, "a folder to write the export into")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export", dir=out.parent))

@@ -11,6 +11,7 @@ Imports the engine's checkpoint, config and export code and torch; never a task,
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -117,7 +118,7 @@ class InferenceModel:
         loads them back as float32), buffers (e.g. a slice spacing or position range) always at their own
         precision. Each file is written under a temporary name and renamed into place. Returns {"weights",
         "sha256", "config", "nets", "dtype"}."""
-        from .export import FORMATS, export_graphs
+        from .export import FORMATS, check_destination, export_graphs
 
         if format not in FORMATS:
             raise InputError(f"--format {format}: expected one of {', '.join(FORMATS)}")
@@ -134,8 +135,7 @@ class InferenceModel:
         from safetensors.torch import save_file
 
         out = Path(out)
-        if out.exists() and not out.is_dir():
-            raise InputError(f"{out}: exists and is not a folder; expected a model folder to write")
+        check_destination(out, "a model folder to write")
         if self.config is None:
             raise ValueError("this model was built without its config; export needs one (see from_checkpoint)")
         nets = {}
@@ -144,19 +144,24 @@ class InferenceModel:
             nets[name] = {k: v.half() if fp16 and k in params and v.is_floating_point() else v
                           for k, v in net.state_dict().items()}
         dtype = "float16" if fp16 else "float32"
-        out.mkdir(parents=True, exist_ok=True)
         weights, config = out / ckpt.WEIGHTS, out / ckpt.CONFIG
         tmp_w, tmp_c = (p.with_name(f".{p.name}.tmp{os.getpid()}") for p in (weights, config))
+        made = [p for p in (out, *out.parents) if not p.exists()]  # folders to remove again if writing fails
         try:
+            out.mkdir(parents=True, exist_ok=True)
             save_file(ckpt.flatten_weights(nets), str(tmp_w),
                       metadata={"format": "ganapps", "dtype": dtype, "nets": ",".join(nets)})
             tmp_c.write_text(to_yaml(self.config))
             os.replace(tmp_w, weights)
             os.replace(tmp_c, config)
+            made = []
         except OSError as e:
             raise InputError(f"{out}: cannot write the model folder ({e.strerror or e})") from None
         finally:
             tmp_w.unlink(missing_ok=True)
             tmp_c.unlink(missing_ok=True)
+            for folder in made:  # a failed write: the (empty) folders this call made go again, deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
         return {"weights": str(weights), "sha256": ckpt.file_digest(weights), "config": str(config),
                 "nets": list(nets), "dtype": dtype}
