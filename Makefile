@@ -29,8 +29,11 @@ demo: install
 	$(BIN)/ganapps cyclegan translate "$$($(BIN)/python -m ganapps.recipes.cyclegan_builtin --print-dir)/testA" \
 		--model runs/demo-cyclegan --out runs/demo-cyclegan/translated --grid runs/demo-cyclegan/grid.png
 
+# Every benchmarks/bench_*.py in turn (`python -m benchmarks --list`: cyclegan, engine, medical, methods, painting,
+# recipes, video, vidtrans); some of them, with options: make bench BENCH="methods -- --minutes 2,4"
+BENCH ?=
 bench: install
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH)
 
 lint: install
 	$(BIN)/ruff check ganapps tests data_recipes benchmarks setup.py

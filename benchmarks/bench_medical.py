@@ -23,25 +23,8 @@ import torch
 N_FAKE = 512
 
 
-def pca_gaussian(train: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
-    """Baseline (a): fit PCA to the flattened training slices and sample coefficients from N(0, diag(var))."""
-    x = train.flatten(1).double()  # (T, S*S)
-    mean = x.mean(0)
-    u, s, v = torch.linalg.svd(x - mean, full_matrices=False)  # components: rows of v
-    std = s / (len(x) - 1) ** 0.5  # (k,)
-    g = torch.Generator().manual_seed(seed)
-    coeff = torch.randn(n, len(s), generator=g, dtype=torch.float64) * std
-    return (mean + coeff @ v).float().clamp(-1, 1).view(n, *train.shape[1:])
-
-
-def random_train(train: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
-    """Baseline (b): training slices drawn at random with replacement."""
-    g = torch.Generator().manual_seed(seed)
-    return train[torch.randint(len(train), (n,), generator=g)]
-
-
 def quality_table(model: Path) -> dict[str, dict[str, float]]:
-    from ganapps.medical.evaluate import quality, reference_sets
+    from ganapps.medical.evaluate import pca_gaussian, quality, random_train, reference_sets
     from ganapps.medical.pipeline import Synthesizer
 
     synth = Synthesizer.from_checkpoint(model)

@@ -8,10 +8,14 @@
 2. 10 -> 10 prediction time (batch 1, no grad) of both.
 3. Optional (BENCH_VIDEO_QUALITY_S=CPU seconds per model, default 0: skipped): Moving MNIST MSE/SSIM after the
    same CPU budget for both (two 1-thread processes at once), on held-out digits.
-4. Real clips: PSNR/SSIM at horizons 1..5 of the default model (with and without --adapt) beside copy-last-frame
+4. 128x128, 5-frame `predict` time on one thread (`Predictor.__call__` on a tensor clip, Farneback flows
+   included) of the shipped default model, beside the model folder named by BENCH_VIDEO_BEFORE (e.g. a previous
+   default) when set; calls interleaved, median and min.
+5. Real clips: PSNR/SSIM at horizons 1..5 of the default model (with and without --adapt) beside copy-last-frame
    and Farneback flow extrapolation on held-out camera-motion clips rendered from photos no model has seen.
 
-Environment: BENCH_VIDEO_STEPS (timed steps, default 3), BENCH_VIDEO_ADAPT (adapt steps, default 20).
+Environment: BENCH_VIDEO_STEPS (timed steps, default 3), BENCH_VIDEO_ADAPT (adapt steps, default 20),
+BENCH_VIDEO_CALLS (timed predict calls, default 15), BENCH_VIDEO_BEFORE (a model folder to time beside the default).
 """
 
 from __future__ import annotations
@@ -278,6 +282,48 @@ def quality(seconds: float) -> None:
     print(f"  {'copy-last-frame':42s} {'':41s}   MSE {last['mse_mean']:7.1f}   SSIM {last['ssim_mean']:.3f}")
 
 
+def predict_timing(calls: int, before: str | None) -> None:
+    """Seconds per 128x128, 5-frame prediction, one torch and one OpenCV thread, of the shipped default model
+    (and of the model folder `before`), on a held-out rendered clip; calls interleaved after one warm-up each."""
+    import statistics
+
+    import cv2
+
+    from ganapps.engine.errors import InputError
+    from ganapps.recipes import video_photos
+    from ganapps.video.pipeline import Predictor, read_clip
+
+    try:
+        models = [("shipped default", Predictor.from_checkpoint(device="cpu"))]
+        if before:
+            models.append((f"before ({before})", Predictor.from_checkpoint(before, device="cpu")))
+    except InputError as e:
+        print(f"\npredict timing: skipped ({e})")
+        return
+    clip = read_clip(video_photos.eval_clips()[0])[:11]  # (11, 3, 128, 128): the last context frames are used
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        times: list[list[float]] = [[] for _ in models]
+        for _, m in models:
+            m(clip, 5)
+        for _ in range(calls):
+            for i, (_, m) in enumerate(models):
+                t0 = time.perf_counter()
+                m(clip, 5)
+                times[i].append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
+    print(f"\n128x128 predict, 5 frames, 1 thread, {calls} interleaved calls after a warm-up (median / min):")
+    for (name, m), t in zip(models, times, strict=True):
+        print(f"  {name:42s} {type(m.net).__name__:18s} {1000 * statistics.median(t):7.0f} / {1000 * min(t):5.0f} ms")
+    if before:
+        print(f"  default / before: {statistics.median(times[0]) / statistics.median(times[1]):.2f}x (median), "
+              f"{min(times[0]) / min(times[1]):.2f}x (min)")
+
+
 def real_clips(adapt_steps: int) -> None:
     """Default model vs baselines on held-out rendered camera-motion clips at their own 128x128 size."""
     from ganapps.engine.errors import InputError
@@ -329,6 +375,7 @@ def main() -> None:
     q = float(os.environ.get("BENCH_VIDEO_QUALITY_S", "0"))
     if q > 0:
         quality(q)
+    predict_timing(int(os.environ.get("BENCH_VIDEO_CALLS", "15")), os.environ.get("BENCH_VIDEO_BEFORE") or None)
     real_clips(int(os.environ.get("BENCH_VIDEO_ADAPT", "20")))
 
 

@@ -1,6 +1,6 @@
 """Clip translation and graph export of the shipped CycleGAN model (models/cyclegan-default), in three parts:
 
-1. flicker: clips rendered with known motion from the built-in photos (the cyclegan_builtin recipe's domain A:
+1. flicker: clips rendered with known motion from photos of the built-in set (the cyclegan_builtin recipe's
    astronaut, coffee, motorcycle_left; a chelsea sprite moving over the second shot), three shots, two cuts.
    Warping error (Lai et al. 2018, L1) of the input clip, the per-frame and the temporal outputs under the true
    motion and under Farneback flow, the excess ratio, PSNR temporal vs per-frame (mean, lowest, first frames of
@@ -38,10 +38,11 @@ def _photos():
     from PIL import Image
 
     from ganapps.recipes._fetch import fetch_wheel_members
-    from ganapps.recipes.cyclegan_builtin import PHOTOS_A, PHOTOS_B, VERSION, default_dir
+    from ganapps.recipes.cyclegan_builtin import WHEELS, default_dir
 
-    files = fetch_wheel_members("scikit-image", VERSION, {**PHOTOS_A, **PHOTOS_B},
-                                default_dir().parent / "cyclegan_builtin_photos", quiet=True, recipe="cyclegan_builtin")
+    wheel = next(k for k in WHEELS if k[0] == "scikit-image")  # the photos used here all come from this one
+    files = fetch_wheel_members(*wheel, WHEELS[wheel], default_dir().parent / "cyclegan_builtin_photos", quiet=True,
+                                recipe="cyclegan_builtin")
     return {Path(m).stem: np.asarray(Image.open(p).convert("RGB")) for m, p in files.items()}
 
 

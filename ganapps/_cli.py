@@ -23,6 +23,7 @@ from .engine.config import (
     deprecated_names,
     describe_options,
     from_yaml,
+    load_yaml,
     resolve,
 )
 from .engine.errors import InputError
@@ -100,7 +101,8 @@ def train_command(app: typer.Typer, name: str, cls: type[TrainConfig], run: Call
 
     Help text and panel come from the field (`describe_options`); options the task lists as `unsupported` are
     left out; the previous release's option names stay as hidden flags. `run(cfg, json_out=..., **extra)` does
-    the work and returns a dict for --json.
+    the work and returns a dict for --json. A config class with a `preset_options(name, given)` classmethod
+    decides what a preset sets from the options given in the file and as flags (e.g. per method).
     """
     params = _field_options(cls)
     params.append(inspect.Parameter(
@@ -128,6 +130,11 @@ def train_command(app: typer.Typer, name: str, cls: type[TrainConfig], run: Call
             if preset_name not in presets:
                 raise InputError(f"--preset {preset_name}: expected one of " + ", ".join(presets))
             preset = dict(presets[preset_name])
+            scoped = getattr(cls, "preset_options", None)  # a preset that depends on the options given
+            if scoped is not None:
+                given = {**(load_yaml(config_file) if config_file else {}),
+                         **{k: v for k, v in overrides.items() if v is not None}}
+                preset = scoped(preset_name, given)
         if overrides.get("resume"):  # a resumed run starts from its own recorded options
             saved = Path(overrides.get("out") or out_default) / "config.yaml"
             if not saved.is_file():

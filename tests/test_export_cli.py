@@ -242,3 +242,86 @@ def test_a_safetensors_write_that_fails_midway_leaves_no_folder_behind(tmp_path,
     err = capsys.readouterr().err.strip()
     assert f"{out}: cannot write the model folder (No space left on device)" in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("options, fmt, nets", [
+    ({"gen": "colourtone"}, "onnx", ["gen_ab", "gen_ba"]),  # the default recipe's generator
+    ({"gen": "colourtone"}, "torchscript", ["gen_ab", "gen_ba"]),
+    ({"use_colour_branch": True}, "torchscript", ["gen_ab", "gen_ba"]),
+    ({"upsample": "resize"}, "torchscript", ["gen_ab", "gen_ba"]),
+    ({"use_antialias": True}, "torchscript", ["gen_ab", "gen_ba"]),
+    ({"method": "cut"}, "torchscript", ["gen_ab"]),
+    ({"method": "pix2pix", "direction": "b2a", "gen": "unet_128"}, "torchscript", ["gen_ba"]),
+])
+def test_every_generator_kind_exports_the_directions_it_learned(tmp_path, options, fmt, nets, capsys):
+    """The colour/tone branch (per-image parameters from an area-resized copy: exported as matrix products, since
+    the exporters fix pooling windows and size branches to the traced input), resize and anti-aliased
+    upsampling, and one-generator methods (one graph, the direction learned), each with weights moved off their
+    identity init so the parity check sees them work, at sizes other than the traced 64x64."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason="the export extra")
+    from ganapps.cyclegan.config import CycleGANConfig
+    from ganapps.cyclegan.pipeline import Translator
+
+    cfg = CycleGANConfig(**{"gen": "resnet_6blocks", "ngf": 4, "device": "cpu", **options})
+    torch.manual_seed(0)
+    built = Translator.build_nets(cfg)
+    for net in built.values():
+        for p in net.parameters():
+            p.data.add_(0.05 * torch.randn_like(p))
+    Translator.from_nets(built, cfg, torch.device("cpu")).export(tmp_path / "model", fp16=False)
+    out = tmp_path / "out"
+    size = "300x520" if options.get("gen") == "unet_128" else "67x93,130x257"
+    assert main(["cyclegan", "export", str(tmp_path / "model"), "--out", str(out), "--format", fmt,
+                 "--check-sizes", size, "--json", "--quiet"]) == 0
+    res = _last_json(capsys)
+    assert sorted(res["max_abs_diff"]) == nets and max(res["max_abs_diff"].values()) <= PARITY_TOLERANCE
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{n}.{'onnx' if fmt == 'onnx' else 'pt'}" for n in nets]
+                                                          + ["config.yaml", "export.json"])
+
+
+def test_area_resize_is_the_area_interpolation_the_colour_branch_runs_in_pytorch():
+    import torch.nn.functional as F
+
+    from ganapps.cyclegan.colour import area_resize
+
+    g = torch.Generator().manual_seed(0)
+    for h, w in [(64, 64), (67, 93), (100, 64), (257, 301), (720, 1280)]:
+        x = torch.rand(2, 3, h, w, generator=g)
+        expected = F.interpolate(x, size=(64, 64), mode="area")
+        # values in [0, 1], windows of at most kh x kw pixels: pooling sums kh kw terms, the two products kh and
+        # kw (and rounded weights), each float32 addition off by at most 2^-24 of a partial sum <= 1
+        kh, kw = -(-h // 64) + 1, -(-w // 64) + 1
+        assert float((area_resize(x, 64) - expected).abs().max()) <= (kh * kw + kh + kw + 2) * 2**-24
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_the_trustnet_predictor_exports_with_its_context_flows_as_an_input(tmp_path, fmt, capsys):
+    """TrustNet (the shipped video model's kind) computes six Farneback flows of its context with OpenCV; the
+    exported graph takes them as the input `flows` (`trust.context_flows`) and reproduces the net on a moving
+    texture, whose flows are far from zero."""
+    if fmt == "onnx":
+        ort = pytest.importorskip("onnxruntime", reason="the export extra")
+    from ganapps.video.pipeline import Predictor
+    from ganapps.video.trust import context_flows
+
+    model = _video_model(tmp_path / "model", predictor="trustnet", context_frames=6, future_frames=2, head="direct")
+    pred = Predictor.from_checkpoint(model, device="cpu")
+    g = torch.Generator().manual_seed(5)
+    base = torch.rand(2, 1, 3, 24, 32, generator=g) * 2 - 1
+    context = torch.cat([base[..., t:t + 16, 2 * t:2 * t + 16] for t in range(6)], 1)  # (2, 6, 3, 16, 16)
+    flows = context_flows(context)  # (2, 6, 2, 16, 16)
+    assert float(flows.abs().mean()) > 0.5
+    with torch.no_grad():
+        expected = pred.net(context, 2)
+    out = tmp_path / fmt
+    assert main(["video", "export", str(model), "--out", str(out), "--format", fmt, "--quiet"]) == 0
+    manifest = json.loads((out / "export.json").read_text())["graphs"]["gen"]
+    assert list(manifest["inputs"]) == ["context", "flows"] and "context_flows" in manifest["note"]
+    if fmt == "onnx":
+        session = ort.InferenceSession(str(out / "gen.onnx"), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(None, {"context": context.numpy(), "flows": flows.numpy()})[0])
+    else:
+        with torch.no_grad():
+            got = torch.jit.load(str(out / "gen.pt"))(context, flows)
+    assert got.shape == (2, 2, 3, 16, 16) and float((got - expected).abs().max()) <= PARITY_TOLERANCE

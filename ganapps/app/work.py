@@ -441,10 +441,11 @@ def check_volume_header(path: Path, cfg: AppConfig) -> None:
 def synthesize(synth: Any, n: Any, seed: Any, positions: str | None, labels: str | os.PathLike | None,
                cfg: AppConfig, out: Path, progress: Progress = _no_progress) -> Result:
     """Sample slices (the CLI's `medical sample`): n slices for a seed (optionally at positions FROM..TO for a
-    position model), or one slice per labelled slice of an uploaded label map (label models). Writes a slice
-    grid (PNG) and the NIfTI stack the CLI writes."""
+    position model), or one slice per slice of an uploaded label map (label models; slices without labels are
+    background). Writes a slice grid (PNG) and the NIfTI stack the CLI writes (world-aligned with the map)."""
     seed = _int_in(seed, "seed", 0, 2**63 - 1)
     progress(0.1, "sampling")
+    path = None
     if labels is not None:
         path = check_upload(labels, cfg, VOLUME_SUFFIXES, "label map")
         with user_names(path):
@@ -459,7 +460,7 @@ def synthesize(synth: Any, n: Any, seed: Any, positions: str | None, labels: str
         what = f"{count} slices, seed {seed}"
     grid, nifti = out / "slices.png", out / "synthetic.nii.gz"
     slice_grid(images).save(grid)
-    synth.save(images, nifti)
+    synth.save(images, nifti, labels=path)
     return Result(f"{what}: {synth.size}x{synth.size}, spacing {' x '.join(f'{v:g}' for v in synth.spacing_mm)} mm",
                   image=grid, files=[nifti, grid])
 

@@ -1,6 +1,7 @@
-"""CycleGAN data: the reference's folder layout (trainA/ trainB/ testA/ testB/) or two arbitrary folders,
-explicit decoding (8/16-bit, grayscale, palette, alpha), the reference's resize/crop/flip, and the unpaired
-dataset. Randomness comes from torch's RNG (the engine seeds each item). No training code here."""
+"""Translation data: the reference's folder layout (trainA/ trainB/ testA/ testB/) or two arbitrary folders,
+explicit decoding (8/16-bit, grayscale, palette, alpha), the reference's resize/crop/flip, the unpaired dataset
+(CycleGAN, CUT) and the paired one (pix2pix: two folders matched by file name, or side-by-side A|B images).
+Randomness comes from torch's RNG (the engine seeds each item). No training code here."""
 
 from __future__ import annotations
 
@@ -43,7 +44,11 @@ def domain_folders(data: str = "", data_a: str = "", data_b: str = "", split: st
     root = Path(data)
     if not root.is_dir():
         raise InputError(f"{root}: dataset folder not found (expected {split}A/ and {split}B/ inside)")
-    return root / f"{split}A", root / f"{split}B"
+    a, b = root / f"{split}A", root / f"{split}B"
+    if not a.is_dir() and not b.is_dir() and (root / split).is_dir():
+        raise InputError(f"{root / split}: side-by-side A|B pairs (the aligned layout, for --method pix2pix); "
+                         f"this method needs {split}A/ and {split}B/ folders")
+    return a, b
 
 
 def to_array(im: Image.Image, channels: int, where: str = "image") -> np.ndarray:
@@ -224,3 +229,159 @@ def center_crop_or_resize(arr: np.ndarray, size: int) -> torch.Tensor:
     arr = _resize(arr, nw, nh)
     i, j = (nh - size) // 2, (nw - size) // 2
     return array_to_tensor(arr[i:i + size, j:j + size])
+
+
+# -- paired data (pix2pix)
+UNPAIRED_HINT = "for unpaired data use --method cyclegan, cut or fastcut"
+
+
+def paired_files(folder_a: str | os.PathLike, folder_b: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """Images of two folders paired by file name without its suffix (photo.jpg <-> photo.png), in name order.
+    An error naming the first image without a partner (or with two) when the names do not match one to one."""
+    files = {}
+    for folder, role in ((folder_a, "domain A"), (folder_b, "domain B")):
+        by_stem: dict[str, Path] = {}
+        for f in list_images(folder, role):
+            if f.stem in by_stem:
+                raise InputError(f"{f}: same name as {by_stem[f.stem].name}; paired images are matched by name, "
+                                 f"so each name must appear once per folder")
+            by_stem[f.stem] = f
+        files[role] = by_stem
+    a, b = files["domain A"], files["domain B"]
+    lonely = [(a[k], folder_b) for k in sorted(a) if k not in b] + [(b[k], folder_a) for k in sorted(b) if k not in a]
+    if lonely:
+        f, other = lonely[0]
+        raise InputError(f"{f}: no image named {f.stem}.* in {other} ({len(lonely)} of {len(a) + len(b)} images "
+                         f"unmatched); paired data needs the same file names in both folders ({UNPAIRED_HINT})")
+    return [(a[k], b[k]) for k in sorted(a)]
+
+
+def paired_source(data: str = "", data_a: str = "", data_b: str = "", split: str = "train"
+                  ) -> tuple[Path, Path] | Path:
+    """Where a split's pairs are: (folder A, folder B) matched by name (`--data-a/--data-b`, or
+    `data/{split}A`, `data/{split}B`), else the folder of side-by-side A|B images `data/{split}` (the
+    reference's aligned layout)."""
+    if data_a or data_b:
+        return Path(data_a), Path(data_b)
+    root = Path(data)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found (expected {split}A/ and {split}B/ or {split}/ inside)")
+    if (root / f"{split}A").is_dir() or (root / f"{split}B").is_dir():
+        return root / f"{split}A", root / f"{split}B"
+    if (root / split).is_dir():
+        return root / split
+    raise InputError(f"{root}: no {split}A/ and {split}B/ (pairs with matching file names) nor {split}/ "
+                     f"(side-by-side A|B images) inside")
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header; CorruptImage naming the file when it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise CorruptImage(f"{path}: unreadable or corrupt image ({str(e).splitlines()[0][:100]})") from None
+
+
+def split_aligned(arr: np.ndarray, where: str = "image") -> tuple[np.ndarray, np.ndarray]:
+    """A side-by-side A|B image (H, 2W, C) -> its halves (H, W, C), (H, W, C); odd widths are an error."""
+    w = arr.shape[1]
+    if w % 2:
+        raise InputError(f"{where}: {w} pixels wide; a side-by-side A|B image needs an even width (two halves "
+                         f"of one size)")
+    return arr[:, : w // 2], arr[:, w // 2:]
+
+
+class PairedDataset(Dataset):
+    """pix2pix's data: aligned pairs, given as two folders matched by file name (`paired_files`) or as one
+    folder of side-by-side A|B images (the reference's `AlignedDataset`). Both images of a pair get the same
+    resize, crop and flip, so pixels stay in correspondence. Items {"a": (C, H, W), "b": (C, H, W)} in [-1, 1];
+    length: the number of pairs.
+
+    Checked up front from the file headers: unmatched names, pairs of different sizes, A|B images of odd
+    width (each an error naming the file). Unreadable files: the pair is skipped with a warning (`strict`: an
+    error)."""
+
+    def __init__(self, source: tuple[str | os.PathLike, str | os.PathLike] | str | os.PathLike, *,
+                 channels: int = 3, preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256,
+                 use_flip: bool = True, cache: bool = True, cache_max_images: int = 5000, strict: bool = False):
+        if preprocess not in PREPROCESS:
+            raise InputError(f"preprocess={preprocess!r}: expected one of {', '.join(PREPROCESS)}")
+        self.channels, self.preprocess = channels, preprocess
+        self.load_size, self.crop_size, self.use_flip = load_size, crop_size, use_flip
+        self.aligned = not isinstance(source, tuple)
+        if self.aligned:
+            pairs: list[tuple[Path, Path | None]] = [(f, None) for f in list_images(source, "A|B image")]
+        else:
+            pairs = list(paired_files(*source))  # type: ignore[misc]
+        self.pairs: list[tuple[Path, Path | None]] = []
+        use_cache = cache and len(pairs) * (1 if self.aligned else 2) <= cache_max_images
+        self.cache: list[tuple[np.ndarray, np.ndarray]] | None = [] if use_cache else None
+        for fa, fb in pairs:
+            try:
+                wa, ha = image_size(fa)
+                if fb is None:
+                    if wa % 2:
+                        raise InputError(f"{fa}: {wa} pixels wide; a side-by-side A|B image needs an even width "
+                                         f"(two halves of one size)")
+                else:
+                    wb, hb = image_size(fb)
+                    if (wa, ha) != (wb, hb):
+                        raise InputError(f"{fb}: {wb}x{hb} pixels, its pair {fa} is {wa}x{ha}; paired images "
+                                         f"need one size")
+                if self.cache is not None:
+                    self.cache.append(self._load(fa, fb))
+            except CorruptImage as e:
+                ImageSet._skip(fa, e, strict)
+                continue
+            self.pairs.append((fa, fb))
+        if not self.pairs:
+            raise InputError(f"{pairs[0][0].parent}: no readable pair ({len(pairs)} pairs, all corrupt)")
+
+    def _load(self, fa: Path, fb: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        if fb is None:
+            a, b = split_aligned(read_image(fa, self.channels), str(fa))
+        else:
+            a, b = read_image(fa, self.channels), read_image(fb, self.channels)
+        return (fixed_transform(a, self.preprocess, self.load_size, self.crop_size),
+                fixed_transform(b, self.preprocess, self.load_size, self.crop_size))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _get(self, index: int) -> tuple[np.ndarray, np.ndarray, Path]:
+        if self.cache is not None:
+            return (*self.cache[index], self.pairs[index][0])
+        for k in range(len(self.pairs)):  # a pair that fails to decode late is skipped too
+            fa, fb = self.pairs[(index + k) % len(self.pairs)]
+            try:
+                return (*self._load(fa, fb), fa)
+            except CorruptImage as e:
+                ImageSet._skip(fa, e, strict=False)
+        raise InputError(f"{self.pairs[0][0].parent}: no readable pair left")
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        a, b, fa = self._get(index)
+        # one crop and one flip for both: transform them stacked on the channel axis
+        ab = random_transform(np.concatenate([a, b], axis=2), self.preprocess, self.crop_size, self.use_flip,
+                              str(fa))  # (2C, H, W)
+        return {"a": ab[: a.shape[2]], "b": ab[a.shape[2]:]}
+
+
+def load_pairs(source: tuple[Path, Path] | Path, channels: int, size: int, limit: int
+               ) -> tuple[list[Path], torch.Tensor, torch.Tensor]:
+    """For evaluation: up to `limit` pairs (`paired_source`), each image resized and centre-cropped to `size`:
+    (files of A, (N, C, size, size), (N, C, size, size))."""
+    if isinstance(source, tuple):
+        pairs: list[tuple[Path, Path | None]] = list(paired_files(*source))[:limit]
+    else:
+        pairs = [(f, None) for f in list_images(source, "A|B image")[:limit]]
+    a, b = [], []
+    for fa, fb in pairs:
+        if fb is None:
+            xa, xb = split_aligned(read_image(fa, channels), str(fa))
+        else:
+            xa, xb = read_image(fa, channels), read_image(fb, channels)
+        a.append(center_crop_or_resize(xa, size))
+        b.append(center_crop_or_resize(xb, size))
+    return [p[0] for p in pairs], torch.stack(a), torch.stack(b)

@@ -1,15 +1,21 @@
-"""CycleGAN's generators (ResNet 6/9 blocks, U-Net 128/256) and discriminators (PatchGAN n-layer, pixel),
-layer for layer as pytorch-CycleGAN-and-pix2pix's `networks.py`. Constructors take plain values.
-No training code and no engine imports beyond stabilizers here."""
+"""The translation nets: generators (ResNet 6/9 blocks, U-Net 128/256) and discriminators (PatchGAN n-layer,
+pixel) layer for layer as pytorch-CycleGAN-and-pix2pix's `networks.py`, with resize-conv upsampling as an option
+(Odena et al. 2016), the anti-aliased variants CUT uses (contrastive-unpaired-translation's defaults), the
+ResNet's encoder feature taps and the PatchNCE MLP head, plus the colour/tone generator and the dual (PatchGAN +
+colour statistics) critic of `colour.py`. Constructors take plain values. No training code and no engine
+imports beyond stabilizers here."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 NORMS = ("instance", "batch", "none")
-GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
-DISCRIMINATORS = ("basic", "n_layers", "pixel")
+GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "colourtone")
+DISCRIMINATORS = ("basic", "n_layers", "pixel", "dual")
+UPSAMPLINGS = ("transpose", "resize")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -45,34 +51,147 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)  # (B, dim, H, W)
 
 
+def upsample_layer(kind: str, c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
+    """x2 upsampling. "transpose": the reference's ConvTranspose2d(3, stride 2, padding 1, output_padding 1),
+    whose uneven kernel overlap paints a period-2 checkerboard; "resize": nearest x2, reflect pad, 3x3 conv
+    (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"): same receptive field growth, every output
+    pixel sees the same number of taps, so no checkerboard by construction. Same parameter count."""
+    if kind == "transpose":
+        return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+    if kind == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3, bias=bias)]
+    raise ValueError(f"unknown upsampling {kind!r}: expected one of {', '.join(UPSAMPLINGS)}")
+
+
+class BlurDownsample(nn.Module):
+    """Anti-aliased downsampling (Zhang 2019, "Making Convolutional Networks Shift-Invariant Again"): a fixed
+    [1, 2, 1] x [1, 2, 1] / 16 blur per channel on the reflect-padded input, sampled at stride 2.
+    (B, C, H, W) -> (B, C, ceil(H / 2), ceil(W / 2)). No parameters (the kernel is a non-saved buffer)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (k[:, None] * k[None, :]) / 16.0
+        self.register_buffer("kernel", kernel.expand(channels, 1, 3, 3).contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+        return nn.functional.conv2d(x, self.kernel.to(x.dtype), stride=2, groups=x.shape[1])
+
+
+def bilinear_upsample() -> nn.Module:
+    """x2 bilinear upsampling (half-pixel centres, edges replicated). CUT's "anti-aliased" upsampling, a
+    transposed conv with the fixed [1, 3, 3, 1] kernel, is exactly this (measured equal to float rounding)."""
+    return nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def resnet_layer_count(n_blocks: int, use_antialias: bool = False, upsample: str = "transpose") -> int:
+    """Length of `ResnetGenerator.model` (the layers `encode` can tap): 4 stem layers, 2 x 3 (4 anti-aliased)
+    down layers, the blocks, 2 x 3 (4 anti-aliased, 5 resize-conv) up layers, 3 head layers."""
+    down = 4 if use_antialias else 3
+    up = 4 if use_antialias else 2 + len(upsample_layer(upsample, 1, 1, False))
+    return 4 + 2 * down + n_blocks + 2 * up + 3
+
+
 class ResnetGenerator(nn.Module):
     """Johnson et al. 2016's transformer net as CycleGAN uses it: c7s1-ngf, two stride-2 downsamplings,
-    `n_blocks` residual blocks at ngf*4, two transposed-conv upsamplings, c7s1 + tanh.
-    (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]; H and W multiples of 4."""
+    `n_blocks` residual blocks at ngf*4, two x2 upsamplings (`upsample`: the reference's transposed convs or
+    resize-conv), c7s1 + tanh. (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]; H and W multiples of 4.
+    With `use_antialias` (CUT's default): each downsampling is a stride-1 conv, norm, ReLU, then
+    `BlurDownsample`; each upsampling is `bilinear_upsample` then a 3x3 conv, norm, ReLU (no transposed conv;
+    `upsample` must stay "transpose", the plain nets' default). The layers sit in one `nn.Sequential` in the
+    reference's order, so `encode` taps them by the reference's indices (CUT's nce_layers).
+    `residual=True`: no tanh and a zero last conv, an unbounded correction that starts at 0 (the detail branch
+    of `ColourToneGenerator`)."""
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, ngf: int = 64, norm: str = "instance",
-                 use_dropout: bool = False, n_blocks: int = 9):
+                 use_dropout: bool = False, n_blocks: int = 9, upsample: str = "transpose", residual: bool = False,
+                 use_antialias: bool = False):
         super().__init__()
+        if use_antialias and upsample != "transpose":
+            raise ValueError(f"upsample={upsample!r} with use_antialias: the anti-aliased upsampling is bilinear + "
+                             f"conv already")
         bias = _use_bias(norm)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, ngf, 7, bias=bias), norm_layer(norm, ngf),
                                    nn.ReLU(True)]
         for i in range(2):
-            mult = 2**i
-            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
-                       norm_layer(norm, ngf * mult * 2), nn.ReLU(True)]
+            c_in, c_out = ngf * 2**i, ngf * 2 ** (i + 1)
+            if use_antialias:
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias), norm_layer(norm, c_out), nn.ReLU(True),
+                           BlurDownsample(c_out)]
+            else:
+                layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=bias), norm_layer(norm, c_out),
+                           nn.ReLU(True)]
         for _ in range(n_blocks):
             layers.append(ResnetBlock(ngf * 4, norm, use_dropout, bias))
         for i in range(2):
-            mult = 2 ** (2 - i)
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
-                                          bias=bias),
-                       norm_layer(norm, ngf * mult // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7), nn.Tanh()]
+            c_in, c_out = ngf * 2 ** (2 - i), ngf * 2 ** (1 - i)
+            if use_antialias:
+                layers += [bilinear_upsample(), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias),
+                           norm_layer(norm, c_out), nn.ReLU(True)]
+            else:
+                layers += [*upsample_layer(upsample, c_in, c_out, bias), norm_layer(norm, c_out), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_ch, 7)]
+        if not residual:
+            layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
+        self.residual = residual
         self.size_multiple = 4
+        self.reset_identity()
+
+    def reset_identity(self) -> None:
+        """With `residual`: zero the last conv, so the net outputs 0 (its sum with the input is the identity)."""
+        if self.residual:
+            last = self.model[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)  # (B, in_ch, H, W) -> (B, out_ch, H, W)
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The outputs of `model[i]` for each i in `layers` (increasing), running the net only up to the last
+        one (CUT's encoder features; index 0 is the padded input itself). Each (B, C_i, H_i, W_i)."""
+        feats, wanted, last = [], set(layers), max(layers)
+        for i, layer in enumerate(self.model):
+            x = layer(x)
+            if i in wanted:
+                feats.append(x)
+            if i == last:
+                break
+        return feats
+
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channels of `encode`'s outputs, read from the layer structure (no forward pass)."""
+        channels, out = self.model[1].in_channels, []
+        for i, layer in enumerate(self.model):
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                channels = layer.out_channels
+            if i in layers:
+                out.append(channels)
+        return out
+
+
+class PatchMLPHead(nn.Module):
+    """CUT's projection head H_l (Park et al. 2020, "Contrastive Learning for Unpaired Image-to-Image
+    Translation", sec. 3.1): per tapped encoder layer, a two-layer MLP (Linear, ReLU, Linear; `width` units)
+    applied to sampled feature vectors, then L2-normalised (x / (||x|| + 1e-7)).
+
+    `forward(feats, patch_ids)`: feats[l] (B, C_l, H_l, W_l); patch_ids[l] (P_l,) flat positions in H_l x W_l,
+    the same for every image of the batch -> a list of (B * P_l, width), image-major."""
+
+    def __init__(self, in_channels: Sequence[int], width: int = 256):
+        super().__init__()
+        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(c, width), nn.ReLU(), nn.Linear(width, width))
+                                  for c in in_channels)
+
+    def forward(self, feats: Sequence[torch.Tensor], patch_ids: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for mlp, f, ids in zip(self.mlps, feats, patch_ids, strict=True):
+            x = f.flatten(2)[:, :, ids].transpose(1, 2).flatten(0, 1)  # (B, C, HW) -> (B * P, C)
+            x = mlp(x)  # (B * P, width)
+            out.append(x / (x.norm(dim=1, keepdim=True) + 1e-7))
+        return out
 
 
 class UnetSkipBlock(nn.Module):
@@ -131,18 +250,24 @@ class UnetGenerator(nn.Module):
 
 class NLayerDiscriminator(nn.Module):
     """PatchGAN (Isola et al. 2017): `n_layers` stride-2 4x4 convs, one stride-1, then a 1-channel map of raw
-    scores, one per 70x70 patch for n_layers=3. (B, in_ch, H, W) -> (B, 1, H', W')."""
+    scores, one per 70x70 patch for n_layers=3. `use_antialias` (CUT's default): each stride-2 conv becomes a
+    stride-1 conv followed by `BlurDownsample`. (B, in_ch, H, W) -> (B, 1, H', W')."""
 
     def __init__(self, in_ch: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                 use_minibatch_std: bool = False):
+                 use_minibatch_std: bool = False, use_antialias: bool = False):
         super().__init__()
         bias = _use_bias(norm)
-        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        stride = 1 if use_antialias else 2  # anti-aliased (CUT): stride-1 conv, then BlurDownsample
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, stride=stride, padding=1), nn.LeakyReLU(0.2, True)]
+        if use_antialias:
+            layers.append(BlurDownsample(ndf))
         mult = 1
         for n in range(1, n_layers):
             prev, mult = mult, min(2**n, 8)
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=bias),
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias),
                        norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
+            if use_antialias:
+                layers.append(BlurDownsample(ndf * mult))
         prev, mult = mult, min(2**n_layers, 8)
         layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias),
                    norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
@@ -172,12 +297,25 @@ class PixelDiscriminator(nn.Module):
         return self.net(x)  # (B, in_ch, H, W) -> (B, 1, H, W)
 
 
-def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
-    """The reference's `define_G` names: resnet_9blocks, resnet_6blocks, unet_128, unet_256."""
-    if kind == "resnet_9blocks":
-        return ResnetGenerator(in_ch, out_ch, ngf, norm, use_dropout, n_blocks=9)
-    if kind == "resnet_6blocks":
-        return ResnetGenerator(in_ch, out_ch, ngf, norm, use_dropout, n_blocks=6)
+def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use_dropout: bool, *,
+                    upsample: str = "transpose", use_colour_branch: bool = False,
+                    use_antialias: bool = False) -> nn.Module:
+    """The reference's `define_G` names: resnet_9blocks, resnet_6blocks, unet_128, unet_256 (`upsample` and
+    `use_antialias`, CUT's blur-pool down / bilinear up, apply to the ResNets); "colourtone" is the global
+    colour/tone branch alone (`ColourToneGenerator`). With `use_colour_branch` a ResNet becomes the
+    zero-initialised detail residual of a `ColourToneGenerator` (colour branch + local edits; identity at init).
+    Weight init: `init_generator`."""
+    from .colour import ColourToneGenerator
+
+    if kind == "colourtone":
+        return ColourToneGenerator()
+    if kind in ("resnet_9blocks", "resnet_6blocks"):
+        blocks = 9 if kind == "resnet_9blocks" else 6
+        net = ResnetGenerator(in_ch, out_ch, ngf, norm, use_dropout, blocks, upsample, residual=use_colour_branch,
+                              use_antialias=use_antialias)
+        return ColourToneGenerator(detail=net) if use_colour_branch else net
+    if use_colour_branch or upsample != "transpose":
+        raise ValueError(f"generator {kind!r}: the colour branch and resize upsampling are for the ResNets")
     if kind == "unet_128":
         return UnetGenerator(in_ch, out_ch, 7, ngf, norm, use_dropout)
     if kind == "unet_256":
@@ -185,13 +323,35 @@ def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use
     raise ValueError(f"unknown generator {kind!r}: expected one of {', '.join(GENERATORS)}")
 
 
+def init_generator(net: nn.Module, kind: str, gain: float) -> nn.Module:
+    """`init_weights` for a generator from `build_generator`. A `ColourToneGenerator` keeps PyTorch's default
+    init for its colour branch (0.02-scale weights would starve the parameter head of signal); its detail net
+    gets `kind`, and both come back to the exact identity (zero last layers)."""
+    from ..engine.stabilizers import init_weights
+    from .colour import ColourToneGenerator
+
+    if isinstance(net, ColourToneGenerator):
+        if net.detail is not None:
+            init_weights(net.detail, kind, gain)
+        net.reset_identity()
+        return net
+    return init_weights(net, kind, gain)
+
+
 def build_discriminator(kind: str, in_ch: int, ndf: int, n_layers: int, norm: str,
-                        use_minibatch_std: bool = False) -> nn.Module:
-    """The reference's `define_D` names: basic (PatchGAN, 3 layers), n_layers, pixel."""
+                        use_minibatch_std: bool = False, *, use_antialias: bool = False) -> nn.Module:
+    """The reference's `define_D` names: basic (PatchGAN, 3 layers), n_layers, pixel; "dual" is the n_layers
+    PatchGAN beside a colour-statistics critic (`colour.DualDiscriminator`). `use_antialias` applies to the
+    PatchGANs (CUT's blur-pool); the pixel critic has no downsampling."""
     if kind == "basic":
-        return NLayerDiscriminator(in_ch, ndf, 3, norm, use_minibatch_std)
+        return NLayerDiscriminator(in_ch, ndf, 3, norm, use_minibatch_std, use_antialias)
     if kind == "n_layers":
-        return NLayerDiscriminator(in_ch, ndf, n_layers, norm, use_minibatch_std)
+        return NLayerDiscriminator(in_ch, ndf, n_layers, norm, use_minibatch_std, use_antialias)
     if kind == "pixel":
         return PixelDiscriminator(in_ch, ndf, norm)
+    if kind == "dual":
+        from .colour import ColourStatsDiscriminator, DualDiscriminator
+
+        return DualDiscriminator(NLayerDiscriminator(in_ch, ndf, n_layers, norm, use_minibatch_std, use_antialias),
+                                 ColourStatsDiscriminator())
     raise ValueError(f"unknown discriminator {kind!r}: expected one of {', '.join(DISCRIMINATORS)}")

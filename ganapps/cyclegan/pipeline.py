@@ -1,5 +1,6 @@
-"""Inference for CycleGAN: `Translator` (on the engine's `InferenceModel`: `from_checkpoint`, `export`) loads a
-run, checkpoint or model folder and translates tensors, arrays, PIL images, files and folders, either direction,
+"""Inference for the translation methods: `Translator` (on the engine's `InferenceModel`: `from_checkpoint`,
+`export`) loads a run, checkpoint or model folder and translates tensors, arrays, PIL images, files and folders,
+in each direction the model learned (CycleGAN: both; CUT, FastCUT, pix2pix: the one they were trained for),
 any size (overlapping tiles beyond a size limit), and streams of video frames (optionally made temporally
 consistent, `temporal.py`; whole clip files: `video.py`). Imports the engine and this package's config, data,
 nets and temporal modules; never training code.
@@ -130,7 +131,8 @@ class PaddedGenerator(nn.Module):
 
 
 class Translator(InferenceModel):
-    """Translate images A -> B (`direction="a2b"`) or B -> A with a trained CycleGAN's generators.
+    """Translate images A -> B (`direction="a2b"`) or B -> A with a trained model's generators (CycleGAN has
+    both; CUT, FastCUT and pix2pix have the one of the direction they learned: `directions`).
 
     Call it on: a tensor (C, H, W) or (B, C, H, W) in [-1, 1] -> a tensor of the same shape (CPU, float32);
     a uint8 array (H, W) or (H, W, C) -> a uint8 array (H, W, channels); a PIL image -> a PIL image;
@@ -145,10 +147,14 @@ class Translator(InferenceModel):
     config_class = CycleGANConfig
     default_model = "cyclegan-default"
 
-    def __init__(self, gen_ab: nn.Module, gen_ba: nn.Module, *, config: CycleGANConfig | None = None,
+    def __init__(self, gen_ab: nn.Module | None, gen_ba: nn.Module | None, *, config: CycleGANConfig | None = None,
                  channels: int = 3, multiple: int = 4, tile_size: int = 1024, tile_overlap: int = 128,
                  device: str | torch.device = "cpu", use_amp: bool = False):
-        super().__init__({"gen_ab": gen_ab, "gen_ba": gen_ba}, config, device)
+        nets = {name: net for name, net in (("gen_ab", gen_ab), ("gen_ba", gen_ba)) if net is not None}
+        if not nets:
+            raise ValueError("Translator needs at least one generator")
+        super().__init__(nets, config, device)
+        self.directions = tuple(d for d, name in DIRECTIONS.items() if name in nets)
         self.channels, self.multiple = channels, multiple
         self.tile_size = max(multiple, tile_size // multiple * multiple)
         self.tile_overlap = tile_overlap // multiple * multiple
@@ -157,17 +163,20 @@ class Translator(InferenceModel):
     @classmethod
     def build_nets(cls, config: CycleGANConfig) -> dict[str, nn.Module]:
         c = config
-        return {name: build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout)
-                for name in DIRECTIONS.values()}
+        learned = DIRECTIONS if c.method == "cyclegan" else (c.direction,)
+        return {DIRECTIONS[d]: build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
+                                               upsample=c.upsample, use_colour_branch=c.use_colour_branch,
+                                               use_antialias=c.use_antialias) for d in learned}
 
     @classmethod
     def from_nets(cls, nets: dict[str, nn.Module], config: CycleGANConfig, device: torch.device,
                   **options: Any) -> Translator:
-        return cls(nets["gen_ab"], nets["gen_ba"], config=config, channels=config.channels,
-                   multiple=nets["gen_ab"].size_multiple, device=device, **options)
+        return cls(nets.get("gen_ab"), nets.get("gen_ba"), config=config, channels=config.channels,
+                   multiple=next(iter(nets.values())).size_multiple, device=device, **options)
 
     def export_graphs(self, sizes: list[tuple[int, int]] | None = None) -> list:
-        """Both generators (`gen_ab`, `gen_ba`) as graphs image (B, C, H, W) -> translated (B, C, H, W), any
+        """The generators of the directions the model learned (`gen_ab`, `gen_ba`; CUT, FastCUT and pix2pix have
+        one) as graphs image (B, C, H, W) -> translated (B, C, H, W), any
         batch and any H, W from the net's multiple up (padding inside the graph, no tiling), traced at batch 2
         and 64x64 and checked at `sizes` (the first at batch 3, the others at batch 1; default 67x93 and 257x301,
         at least the multiple plus odd margins)."""
@@ -192,12 +201,16 @@ class Translator(InferenceModel):
                       dim_min={"height": m, "width": m},
                       note=f"direction {d}: image (batch, {c}, height, width) float32 in [-1, 1], sides >= {m}, "
                            f"-> translated, same shape, in [-1, 1]; no tiling inside (tile large images yourself)")
-                for d, name in DIRECTIONS.items()]
+                for d, name in DIRECTIONS.items() if d in self.directions]
 
     def translate_tensor(self, x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         """(B, C, H, W) float32 in [-1, 1] -> (B, C, H, W) float32 in [-1, 1] on the CPU."""
         if direction not in DIRECTIONS:
             raise InputError(f"direction={direction!r}: expected a2b or b2a")
+        if direction not in self.directions:
+            method = getattr(self.config, "method", "this model")
+            raise InputError(f"direction={direction!r}: this model ({method}) has one generator and translates "
+                             f"{self.directions[0]} only")
         net = self.nets[DIRECTIONS[direction]]
         ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
         with torch.no_grad(), ctx:
@@ -323,8 +336,12 @@ def preview_grid(rows: list[list[torch.Tensor]], gap: int = 2) -> torch.Tensor:
 def translation_metrics(translated: torch.Tensor, target: torch.Tensor, source: torch.Tensor) -> dict[str, float]:
     """How close translated images (N, C, H, W) are to the target domain (M, C, H, W), next to the identity
     baseline (the untranslated `source`): SWD x 1e3 (ProGAN, Laplacian-pyramid patches; lower is better)
-    and KID on 16x16 pixel features (x 1e3). All in [-1, 1], one size, sides >= 16."""
+    and KID on 16x16 pixel features (x 1e3); and how much periodic texture the translation added: the
+    checkerboard index (engine.metrics.checkerboard; 1 = as much as the inputs have) and, beside it, the
+    lattice-energy index (also raised by any sharpening). All in [-1, 1], one size, sides >= 16; the indices
+    need sides that are multiples of 4 (left out otherwise)."""
     from ..engine.metrics import PixelExtractor, kid_from_features, sliced_wasserstein_distance
+    from ..engine.metrics.checkerboard import checkerboard_index, lattice_energy_index
 
     pix = PixelExtractor(16)
     f_t, f_x, f_s = (pix(x).numpy() for x in (target, translated, source))
@@ -335,6 +352,9 @@ def translation_metrics(translated: torch.Tensor, target: torch.Tensor, source: 
         "kid_pixels_x1e3": 1e3 * kid_from_features(f_t, f_x, num_subsets=50, subset_size=n).mean,
         "kid_pixels_identity_x1e3": 1e3 * kid_from_features(f_t, f_s, num_subsets=50, subset_size=n).mean,
     }
+    if translated.shape[-2] % 4 == 0 and translated.shape[-1] % 4 == 0:
+        out["checkerboard_index"] = checkerboard_index(translated, source)
+        out["checkerboard_energy_index"] = lattice_energy_index(translated, source)
     return {k: float(v) for k, v in out.items()}
 
 
@@ -358,7 +378,7 @@ def evaluate_folders(translator: Translator, folder_a: str | os.PathLike, folder
     ch = translator.channels
     files_a, imgs_a = _load_folder(folder_a, ch, size, limit, "domain A")
     files_b, imgs_b = _load_folder(folder_b, ch, size, limit, "domain B")
-    directions = list(DIRECTIONS) if direction == "both" else [direction]
+    directions = list(translator.directions) if direction == "both" else [direction]
     extractor = None
     if inception_weights is not None:
         from ..engine.metrics import InceptionExtractor

@@ -1,12 +1,15 @@
 """Training logic of CycleGAN (Zhu et al. 2017, "Unpaired Image-to-Image Translation using Cycle-Consistent
 Adversarial Networks") on the engine's task protocol, with the reference's maths and update order:
 G step (D frozen) on GAN + cycle + identity losses, then D_A and D_B on real vs pooled fakes, each x 0.5.
+The fast recipe's terms are options: the identity weight's linear decay and the sliced-W1 colour loss.
 
 Names: gen_ab maps A -> B (the reference's G_A), gen_ba maps B -> A (G_B); disc_b judges domain B (D_A),
 disc_a judges domain A (D_B). Imports the engine and this package only.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import torch
 import torch.nn.functional as F
@@ -15,10 +18,63 @@ from torch import nn
 from ..engine import stabilizers as stab
 from ..engine.adversarial import Adversary
 from ..engine.task import OptimizerSpec, Phase, StepContext
+from .colour import sliced_w1
 from .config import CycleGANConfig
 from .data import UnpairedDataset, domain_folders, list_images
-from .nets import build_discriminator, build_generator
+from .nets import build_discriminator, build_generator, init_generator
 from .pipeline import preview_grid, translation_metrics
+
+COLOUR_REF_IMAGES = 8  # real images of the target domain (the latest batches) the colour loss compares with
+
+
+def load_test_images(cfg: CycleGANConfig, data_root: str, dom: str, n: int) -> torch.Tensor | None:
+    """Up to `n` images of the test folder of domain `dom` ("a" or "b"), resized and centre-cropped to the crop
+    size: (N, C, crop, crop); None when the data has no such folder (two-folder data, no test split)."""
+    from .data import center_crop_or_resize, read_image
+
+    if cfg.data_a or not data_root:
+        return None
+    try:
+        files = list_images(domain_folders(data_root, split="test")[0 if dom == "a" else 1])[:n]
+    except Exception:
+        return None
+    return torch.stack([center_crop_or_resize(read_image(f, cfg.channels), cfg.crop_size) for f in files])
+
+
+def forward_for_d(net: nn.Module, x: torch.Tensor, scratch: dict, key: str) -> torch.Tensor:
+    """net(x) without gradients for a D phase that comes before the G phase (pix2pix, CUT: the references
+    update D first, then G, from one forward). Keeps the net's batch-norm running statistics as they were and
+    records the RNG state in `scratch[key]`, so `forward_for_g` repeats this forward exactly (same dropout
+    masks, one statistics update per step, as the reference's single forward)."""
+    scratch[key] = (torch.get_rng_state(), torch.cuda.get_rng_state(x.device) if x.is_cuda else None)
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [[b.clone() for b in m.buffers()] for m in norms]
+    with torch.no_grad():
+        y = net(x)
+    for m, bufs in zip(norms, saved, strict=True):
+        for b, old in zip(m.buffers(), bufs, strict=True):
+            b.copy_(old)
+    return y
+
+
+def forward_for_g(net: nn.Module, x: torch.Tensor, scratch: dict, key: str) -> torch.Tensor:
+    """net(x) with gradients, drawing the random numbers `forward_for_d` drew for this batch (when it ran);
+    torch's RNG continues afterwards as if this forward had drawn nothing."""
+    if key not in scratch:
+        return net(x)
+    cpu, cuda = scratch[key]
+    with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, x.device)
+        return net(x)
+
+
+def summary_line(ev: dict[str, float]) -> str:
+    """The one line `ganapps cyclegan train` prints from a translation task's `evaluate` figures."""
+    keys = ("/swd", "/swd_identity", "/psnr_db", "/psnr_identity_db", "/checkerboard_index")
+    return "  ".join(f"{k} {v:.2f}" if k.endswith(("checkerboard_index", "_db")) else f"{k} {v:.1f}"
+                     for k, v in ev.items() if k.endswith(keys))
 
 
 def train_folders(cfg: CycleGANConfig) -> tuple[str, str, str]:
@@ -43,26 +99,33 @@ class CycleGANTask:
         self.batched = c.use_batched_calls and c.norm != "batch"
         self.memory_format = torch.channels_last if c.use_channels_last else torch.contiguous_format
         self._data_root = ""
+        self.history = {"a": deque(maxlen=COLOUR_REF_IMAGES), "b": deque(maxlen=COLOUR_REF_IMAGES)}  # real images
 
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
-        nets = {
-            "gen_ab": build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout),
-            "gen_ba": build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout),
-            "disc_a": build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std),
-            "disc_b": build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std),
-        }
-        for name, net in nets.items():
-            if name.startswith("disc"):
-                self.adv.apply_to_disc(net, c.init, c.init_gain)
+        nets = {}
+        for name in ("gen_ab", "gen_ba"):
+            nets[name] = init_generator(build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
+                                                        upsample=c.upsample, use_colour_branch=c.use_colour_branch),
+                                        c.init, c.init_gain)
+        for name in ("disc_a", "disc_b"):
+            net = build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std)
+            if c.disc == "dual":  # the colour critic's MLP keeps PyTorch's default init
+                stab.init_weights(net.patch, c.init, c.init_gain)
+                nets[name] = self.adv.apply_to_disc(net)
             else:
-                stab.init_weights(net, c.init, c.init_gain)
+                nets[name] = self.adv.apply_to_disc(net, c.init, c.init_gain)
+        for net in nets.values():
             net.to(memory_format=self.memory_format)
         return nets
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
-        return self.adv.optimizers(gen=("gen_ab", "gen_ba"), disc=("disc_a", "disc_b"))
+        specs = self.adv.optimizers(gen=("gen_ab", "gen_ba"), disc=("disc_a", "disc_b"))
+        if self.config.lr_global > 0:  # the colourtone branch's encoder and parameter head
+            specs["gen"].lr_by_prefix = tuple((f"{g}.{part}.", self.config.lr_global) for g in ("gen_ab", "gen_ba")
+                                              for part in ("enc", "head"))
+        return specs
 
     def phases(self) -> list[Phase]:
         return self.adv.phases(g=self.g_loss, d=self.d_loss, d_reg=self.d_reg_loss, order=("G", "D", "D-reg"))
@@ -78,12 +141,18 @@ class CycleGANTask:
         return ("gen_ab", "gen_ba")
 
     def state_dict(self) -> dict:
-        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict(), **self.adv.state_dict()}
+        state = {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict(), **self.adv.state_dict()}
+        if self.config.lambda_colour > 0:
+            state["history"] = {k: torch.stack(list(v)) if v else torch.empty(0) for k, v in self.history.items()}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.pool_a.load_state_dict(state["pool_a"])
         self.pool_b.load_state_dict(state["pool_b"])
         self.adv.load_state_dict(state)
+        for k, images in state.get("history", {}).items():
+            self.history[k].clear()
+            self.history[k].extend(images)
 
     # -- helpers
     def _reals(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,13 +184,29 @@ class CycleGANTask:
             r["same_b"], r["same_a"] = gen_ab(real_b), gen_ba(real_a)
         return r
 
+    def identity_weight(self, step: int) -> float:
+        """lambda_identity at `step` (0-based): constant (the reference), or with identity_decay_steps > 0
+        decayed linearly to 0 at that step."""
+        c = self.config
+        if c.identity_decay_steps <= 0:
+            return c.lambda_identity
+        return c.lambda_identity * max(0.0, 1.0 - step / c.identity_decay_steps)
+
+    def colour_loss(self, fake: torch.Tensor, dom: str, real: torch.Tensor) -> torch.Tensor:
+        """Sliced W1 (colour.sliced_w1) between `fake` (of domain `dom`) and the latest real images of `dom`
+        (this batch's `real` and up to COLOUR_REF_IMAGES in all)."""
+        self.history[dom].extend(real.detach())
+        return sliced_w1(fake, torch.stack(list(self.history[dom])))
+
     # -- phases
     def g_loss(self, batch: dict, ctx: StepContext) -> dict:
         """The reference's `backward_G`: LSGAN (or the chosen loss) on both fakes, L1 cycle x lambda, L1
-        identity x lambda x lambda_identity. D is frozen by the trainer during this phase."""
+        identity x lambda x lambda_identity (decayed over identity_decay_steps when set); plus lambda_colour x
+        the sliced-W1 colour loss of each fake. D is frozen by the trainer during this phase."""
         c = self.config
         real_a, real_b = self._reals(batch)
-        identity = c.lambda_identity > 0
+        w_identity = self.identity_weight(ctx.step)
+        identity = w_identity > 0
         t = self.translate_all(ctx.nets["gen_ab"], ctx.nets["gen_ba"], real_a, real_b, identity)
         loss_g_ab, logs = self.adv.g_loss(ctx.nets["disc_b"], t["fake_b"], real_b, log="loss/g_ab")
         loss_g_ba, logs_ba = self.adv.g_loss(ctx.nets["disc_a"], t["fake_a"], real_a, log="loss/g_ba")
@@ -130,10 +215,14 @@ class CycleGANTask:
         loss = loss_g_ab + loss_g_ba + loss_cycle_a + loss_cycle_b
         logs.update({**logs_ba, "loss/cycle_a": loss_cycle_a.detach(), "loss/cycle_b": loss_cycle_b.detach()})
         if identity:
-            loss_idt_b = F.l1_loss(t["same_b"], real_b) * c.lambda_b * c.lambda_identity
-            loss_idt_a = F.l1_loss(t["same_a"], real_a) * c.lambda_a * c.lambda_identity
+            loss_idt_b = F.l1_loss(t["same_b"], real_b) * c.lambda_b * w_identity
+            loss_idt_a = F.l1_loss(t["same_a"], real_a) * c.lambda_a * w_identity
             loss = loss + loss_idt_a + loss_idt_b
             logs.update({"loss/idt_a": loss_idt_a.detach(), "loss/idt_b": loss_idt_b.detach()})
+        if c.lambda_colour > 0:
+            loss_colour = self.colour_loss(t["fake_b"], "b", real_b) + self.colour_loss(t["fake_a"], "a", real_a)
+            loss = loss + c.lambda_colour * loss_colour
+            logs["loss/colour"] = loss_colour.detach()
         # The D step sees the fakes made before this G update, as in the reference.
         ctx.scratch.update(batch=batch, fake_a=t["fake_a"].detach(), fake_b=t["fake_b"].detach())
         logs["loss/g"] = loss.detach()
@@ -175,18 +264,8 @@ class CycleGANTask:
         return {"loss": total, **logs}
 
     # -- outputs
-    def _test_images(self, dom: str, n: int) -> torch.Tensor | None:
-        from .data import center_crop_or_resize, read_image
-
-        c = self.config
-        if c.data_a:
-            return None
-        folder = domain_folders(self._data_root, split="test")[0 if dom == "a" else 1]
-        try:
-            files = list_images(folder)[:n]
-        except Exception:
-            return None
-        return torch.stack([center_crop_or_resize(read_image(f, c.channels), c.crop_size) for f in files])
+    def _load_test_images(self, dom: str, n: int) -> torch.Tensor | None:
+        return load_test_images(self.config, self._data_root, dom, n)
 
     def preview(self, ctx: StepContext) -> torch.Tensor:
         """Rows of real_a | fake_b | rec_a, then real_b | fake_a | rec_b, on the first test (else train) images."""
@@ -194,7 +273,7 @@ class CycleGANTask:
         n = c.preview_images
         reals = {}
         for dom in ("a", "b"):
-            x = self._test_images(dom, n)
+            x = self._load_test_images(dom, n)
             if x is None:
                 ds = getattr(self, "_preview_ds", None) or self.dataset()
                 self._preview_ds = ds
@@ -202,27 +281,38 @@ class CycleGANTask:
             reals[dom] = x.to(ctx.device)
         gen_ab, gen_ba = ctx.sample_net("gen_ab"), ctx.sample_net("gen_ba")
         with ctx.autocast():
-            fake_b, fake_a = gen_ab(reals["a"]).float(), gen_ba(reals["b"]).float()
-            rec_a, rec_b = gen_ba(fake_b).float(), gen_ab(fake_a).float()
+            fake_b, fake_a = gen_ab(reals["a"]).float().clamp(-1, 1), gen_ba(reals["b"]).float().clamp(-1, 1)
+            rec_a, rec_b = gen_ba(fake_b).float().clamp(-1, 1), gen_ab(fake_a).float().clamp(-1, 1)
         return preview_grid([[reals["a"], fake_b, rec_a], [reals["b"], fake_a, rec_b]])
 
-    @staticmethod
-    def summary(ev: dict[str, float]) -> str:
-        """The one line `ganapps cyclegan train` prints from `evaluate`'s figures."""
-        return "  ".join(f"{k} {v:.1f}" for k, v in ev.items() if k.endswith(("/swd", "/swd_identity")))
+    summary = staticmethod(summary_line)
 
     def evaluate(self, ctx: StepContext) -> dict[str, float]:
         """SWD and pixel-feature KID of translated test images against the other domain's test images, next to
         the identity baseline (untranslated inputs); empty when the data has no test folders."""
         c = self.config
-        a, b = self._test_images("a", c.eval_images), self._test_images("b", c.eval_images)
+        a, b = self._load_test_images("a", c.eval_images), self._load_test_images("b", c.eval_images)
         if a is None or b is None or min(len(a), len(b)) < 2:
             return {}
         out = {}
         for name, src, tgt, gen in (("a2b", a, b, "gen_ab"), ("b2a", b, a, "gen_ba")):
             net = ctx.sample_net(gen)
             with ctx.autocast():
-                fake = torch.cat([net(x.to(ctx.device)[None]).float().cpu() for x in src])
+                # the colourtone generators' outputs are not bounded by a tanh
+                fake = torch.cat([net(x.to(ctx.device)[None]).float().cpu() for x in src]).clamp(-1, 1)
             for k, v in translation_metrics(fake, tgt, src).items():
                 out[f"{name}/{k}"] = v
         return out
+
+
+def make_task(cfg: CycleGANConfig):
+    """The training task of `cfg.method`: CycleGANTask, CUTTask (cut, fastcut) or Pix2PixTask."""
+    if cfg.method in ("cut", "fastcut"):
+        from .cut import CUTTask
+
+        return CUTTask(cfg)
+    if cfg.method == "pix2pix":
+        from .pix2pix import Pix2PixTask
+
+        return Pix2PixTask(cfg)
+    return CycleGANTask(cfg)

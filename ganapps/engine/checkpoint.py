@@ -193,6 +193,8 @@ def resolve(path: str | os.PathLike) -> Path:
             return p.parent
         raise InputError(f"{p}: not a checkpoint; expected a run folder, a checkpoint folder or a .safetensors file")
     if not p.exists():
+        if len(p.parts) == 1 and any((d / p.name / WEIGHTS).is_file() for d in model_dirs()):
+            return shipped_model(p.name)  # a bare name: a shipped model, e.g. "medical-label"
         raise InputError(f"{p}: no such run, checkpoint or model")
     if (p / WEIGHTS).is_file():
         return p

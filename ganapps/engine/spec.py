@@ -41,7 +41,7 @@ class TaskSpec:
     help: str
     train_help: str
     config: type
-    task: str  # "module:Class" implementing engine.task.Task
+    task: str  # "module:Class" implementing engine.task.Task (or "module:function" config -> such a task)
     presets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=lambda: {"default": {}})
     inference: type | None = None
     cli: str | None = None  # "module:app": the task's commands besides train and export
@@ -51,7 +51,8 @@ class TaskSpec:
     def default_model(self) -> str | None:
         return getattr(self.inference, "default_model", None)
 
-    def task_class(self) -> type:
+    def task_class(self) -> Any:
+        """The task class, or the factory that picks one from the config (e.g. by a `method` option)."""
         return load_ref(self.task)
 
     def build_task(self, config: Any) -> Any:

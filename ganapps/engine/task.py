@@ -30,10 +30,25 @@ class OptimizerSpec:
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = 0.0
     kind: str = "adam"  # adam | adamw | rmsprop | sgd
+    # (prefix, lr): parameters whose name "<net>.<parameter>" starts with a prefix get that lr (the first
+    # matching prefix), in one parameter group per lr; the rest keep `lr`
+    lr_by_prefix: tuple[tuple[str, float], ...] = ()
 
-    def build(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        if self.lr <= 0:
-            raise InputError(f"learning rate {self.lr!r} for {'/'.join(self.nets)}: expected > 0")
+    def groups(self, named: list[tuple[str, nn.Parameter]]) -> list[dict[str, Any]]:
+        """Parameter groups for `build`: one per learning rate, the prefixed ones first (in `lr_by_prefix`
+        order), then the rest at `lr`; empty groups left out."""
+        buckets: dict[float, list[nn.Parameter]] = {lr: [] for _, lr in self.lr_by_prefix}
+        rest: list[nn.Parameter] = []
+        for name, p in named:
+            lr = next((lr for prefix, lr in self.lr_by_prefix if name.startswith(prefix)), None)
+            (rest if lr is None else buckets[lr]).append(p)
+        return [{"params": ps, "lr": lr} for lr, ps in [*buckets.items(), (self.lr, rest)] if ps]
+
+    def build(self, params: list[nn.Parameter] | list[dict[str, Any]]) -> torch.optim.Optimizer:
+        """The optimizer over `params` (a list of parameters, or of parameter groups from `groups`)."""
+        for lr in (self.lr, *(lr for _, lr in self.lr_by_prefix)):
+            if lr <= 0:
+                raise InputError(f"learning rate {lr!r} for {'/'.join(self.nets)}: expected > 0")
         if self.kind == "adam":
             return torch.optim.Adam(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
         if self.kind == "adamw":

@@ -139,9 +139,9 @@ class Trainer:
             missing = [n for n in spec.nets if n not in self.nets]
             if missing:
                 raise ValueError(f"optimizer {name} names unknown nets {missing}")
-            params = [p for n in spec.nets for p in self.net_params[n] if p.requires_grad]
-            self.opt_params[name] = params
-            self.optimizers[name] = spec.build(params)
+            named = [(f"{n}.{k}", p) for n in spec.nets for k, p in self.nets[n].named_parameters() if p.requires_grad]
+            self.opt_params[name] = [p for _, p in named]
+            self.optimizers[name] = spec.build(spec.groups(named) if spec.lr_by_prefix else self.opt_params[name])
             self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
                 self.optimizers[name],
                 lr_lambda(cfg.lr_schedule, cfg.steps, warmup_steps=cfg.warmup_steps, decay_start_steps=decay_start))

@@ -30,7 +30,8 @@ ModelOpt = model_option(Synthesizer.default_model)
 def sample(
     out: Annotated[Path, typer.Option("--out", help="FILE.nii.gz (a NIfTI stack) or a folder (PNG slices)")],
     model: ModelOpt = None,
-    n: Annotated[int, typer.Option("--n", help="number of slices")] = 16,
+    n: Annotated[int | None, typer.Option("--n", help="number of slices (default: 16; position models: one per "
+                                                      "training slice position, a whole brain in order)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the latent noise")] = 0,
     labels: Annotated[Path | None, typer.Option("--labels", help="label-map volume (NIfTI) or slice folder for "
                                                                  "label-conditioned models; --n is ignored")] = None,
@@ -40,14 +41,26 @@ def sample(
 ) -> None:
     """Sample synthetic slices: a NIfTI stack carrying the training spacing and a valid affine, or PNGs."""
     synth = load(Synthesizer, model, device)
+    positions = None
     if labels is not None:
-        images = synth.from_label_volume(labels)
+        images = synth.from_label_volume(labels, seed=seed)
+    elif synth.config.condition == "position":  # walk the positions in order: the stack covers the brain
+        if n is None and float(synth.gen.position_step) > 0:
+            positions = synth.stack_positions()
+            images = synth.stack(seed=seed)
+        else:
+            count = 16 if n is None else n
+            positions = synth.walk(count) if count >= 1 else None
+            images = synth(count, seed=seed, positions=positions)  # count < 1: a one-line error
     else:
-        images = synth(n, seed=seed)
-    written = synth.save(images, out)
+        images = synth(16 if n is None else n, seed=seed)
+    # a stack from a label map keeps the map's world positions; a position model's, the spacing it walked
+    written = synth.save(images, out, labels=labels, positions=positions)
     if json_out:
-        print_json({"out": str(written), "n": len(images), "size": synth.size,
-                    "spacing_mm": list(synth.spacing_mm)})
+        x, y, z = synth.spacing_mm
+        if positions is not None:
+            z = synth.slice_spacing_mm(positions)
+        print_json({"out": str(written), "n": len(images), "size": synth.size, "spacing_mm": [x, y, z]})
     elif not quiet:
         print(f"{len(images)} slices {synth.size}x{synth.size} -> {written}")
 
@@ -59,6 +72,9 @@ def evaluate(
                                                                  "the held-out slices of the model's own data)")] = None,
     n: Annotated[int, typer.Option("--n", help="generated samples")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="seed of the latent noise and metrics")] = 0,
+    baselines: Annotated[bool, typer.Option("--baselines", help="also score a PCA Gaussian of the training "
+                                                                "slices, random training slices and the reference "
+                                                                "slices themselves")] = False,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -68,12 +84,60 @@ def evaluate(
     from .evaluate import evaluate_model, format_report
 
     inference_threads()
-    report = evaluate_model(model, data=data or None, n=n, seed=seed, device=device, progress=not quiet)
+    report = evaluate_model(model, data=data or None, n=n, seed=seed, device=device, progress=not quiet,
+                            baselines=baselines)
     if json_out:
         print_json(report)
     else:
         print(format_report(report))
 
+
+
+@app.command("tissue-map")
+def tissue_map_cmd(
+    out: Annotated[Path, typer.Option("--out", help="FILE.nii.gz to write")],
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write the built-in MNI152 tissue map (0 background, 1 CSF, 2 grey matter, 3 white matter; 1 mm, RAS), the
+    label volume the shipped label model was trained on: the start of the lesion-simulation workflow."""
+    from .labels import write_tissue_map
+
+    written = write_tissue_map(out)
+    if json_out:
+        print_json({"out": str(written)})
+    elif not quiet:
+        print(f"MNI152 tissue map -> {written}; next: ganapps medical paint-lesion {written} --out lesioned.nii.gz "
+              f"--center X,Y,Z --radius MM --class hypo|hyper")
+
+
+@app.command("paint-lesion")
+def paint_lesion_cmd(
+    labels: Annotated[Path, typer.Argument(help="label map (NIfTI), e.g. from `ganapps medical tissue-map`")],
+    out: Annotated[Path, typer.Option("--out", help="FILE.nii.gz to write (same grid and affine)")],
+    center: Annotated[str, typer.Option("--center", help="X,Y,Z: world point in RAS mm (as a viewer shows it), "
+                                                         "or a voxel index with --units voxels")],
+    radius: Annotated[float, typer.Option("--radius", help="radius in mm (voxels with --units voxels)")],
+    cls: Annotated[str, typer.Option("--class", help="hypo (4: T1-hypointense lesion), hyper (5: T1-hyperintense "
+                                                     "lesion), csf, gm, wm or a class number")] = "hypo",
+    units: Annotated[str, typer.Option("--units", help="mm (world coordinates) or voxels")] = "mm",
+    irregularity: Annotated[float, typer.Option("--irregularity", help="0: a sphere; below 0.5: a blob whose "
+                                                                       "radius varies by about +-that share")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the blob's shape")] = 0,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Paint a lesion (sphere or blob of a given radius and class) into a label volume, replacing labelled voxels
+    only (it stops at the brain's edge), for `ganapps medical sample --labels OUT`."""
+    from .labels import paint_lesion_file, parse_class, parse_point
+
+    info = paint_lesion_file(labels, out, parse_point(center), radius, parse_class(cls), units=units,
+                             irregularity=irregularity, seed=seed)
+    if json_out:
+        print_json(info)
+    elif not quiet:
+        vox = ",".join(f"{v:.1f}" for v in info["center_voxel"])
+        print(f"{info['voxels']} voxels of class {parse_class(cls)} painted at voxel {vox} -> {info['out']}")
 
 
 @app.command("translation-data")

@@ -75,6 +75,11 @@ class MedicalConfig(AdversarialConfig):
                                                 "long side")
     size: int = opt(64, "slice size in pixels: 64, 128 or 256 (32 for quick trials)")
     holdout_every: int = opt(5, "hold out every N-th kept slice for evaluation (0: none)")
+    anatomy_augment: str = opt("", "warp the real training slices (and label maps) by a random affine + elastic "
+                                   "deformation and gamma that G learns: on (rotation 2 deg, scale 2%, shift 0.5 px, "
+                                   "elastic 1 px on a 5x5 grid, gamma 1.2), KEY=VALUE,... to change fields, or off")
+    paint_lesions: float = opt(0.0, "label models on the built-in tissue map: share of training pairs that get a "
+                                    "random lesion (classes 4 hypo, 5 hyper; radius 1.5-9 px) painted in")
     cache_mb: int = opt(512, "volume cache bound in MiB (0: read volumes on every access)")
     num_classes: int = opt(0, "label classes (condition=label; 0: from the label maps)")
     # model
@@ -84,6 +89,7 @@ class MedicalConfig(AdversarialConfig):
         "none", "none, position (slice position) or label (label map -> image, SPADE)")
     z_dim: int = opt(128, "latent size")
     width: int = opt(32, "base width of both nets (channels at full resolution; nets scale it per resolution)")
+    spade_hidden: int = opt(64, "hidden channels of each SPADE block's label-map convolution (condition=label)")
     l1_weight: float = opt(10.0, "pix2pix L1 reconstruction weight for label-conditioned models")
     eval_samples: int = opt(256, "samples for the end-of-training SWD and memorization check")
 
@@ -91,7 +97,7 @@ class MedicalConfig(AdversarialConfig):
         super().__post_init__()
         if self.size not in SIZES:
             raise InputError(f"option size={self.size!r}: expected 64, 128 or 256 (32 for quick trials)")
-        require(self, positive=("z_dim", "width", "eval_samples"),
+        require(self, positive=("z_dim", "width", "spade_hidden", "eval_samples"),
                 non_negative=("l1_weight", "spacing_mm", "holdout_every", "cache_mb", "num_classes"))
         if not 0 <= self.percentile_low < self.percentile_high <= 100:
             raise InputError(f"options percentile_low={self.percentile_low}, percentile_high={self.percentile_high}: "
@@ -110,6 +116,13 @@ class MedicalConfig(AdversarialConfig):
                                  f"expected one per volume, in the same order")
         if self.condition == "label" and self.data and not self.labels:
             raise InputError("option condition=label: give --labels (one label map per --data volume)")
+        from .augment import AnatomyAugment  # validates the spec, naming the option
+
+        AnatomyAugment.parse(self.anatomy_augment)
+        if not 0 <= self.paint_lesions <= 1:
+            raise InputError(f"option paint_lesions={self.paint_lesions!r}: expected a share in [0, 1]")
+        if self.paint_lesions and self.condition != "label":
+            raise InputError("option paint_lesions: needs condition=label (lesions are painted into label maps)")
         if self.holdout_every == 1:
             raise InputError("option holdout_every=1 would hold out every slice; expected 0 or >= 2")
 

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from ..engine.errors import InputError
 from .config import MedicalConfig, parse_window
 from .io import Volume, read_volumes
+from .labels import area_mode, tissue_map
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 
@@ -156,7 +157,7 @@ class Source:
     frame: int
     mask: str | None = None
     labels: str | None = None
-    tissue: bool = False  # labels from the MNI GM/WM probability maps
+    tissue: bool = False  # labels: the built-in MNI152 tissue map (labels.tissue_map)
 
 
 def _read_one(path: str, frame: int) -> Volume:
@@ -177,13 +178,6 @@ def _read_paired(path: str, ref: Volume, what: str) -> np.ndarray:
     return v.data
 
 
-def tissue_labels(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
-    """MNI GM/WM probability maps (0..255) -> labels 0 background/CSF, 1 grey matter, 2 white matter
-    (the most probable class per voxel)."""
-    p = np.stack([np.clip(255.0 - gm - wm, 0, None), gm, wm])
-    return p.argmax(0).astype(np.int64)
-
-
 def prepare(src: Source, cfg: MedicalConfig) -> Prepared:
     """Read, reorient to RAS, resample, normalise intensities on the whole volume (before slicing)."""
     vol = _read_one(src.path, src.frame)
@@ -196,7 +190,7 @@ def prepare(src: Source, cfg: MedicalConfig) -> Prepared:
         paths = mni_paths()
         gm = _read_paired(str(paths["gm"]), vol, "grey-matter map")
         wm = _read_paired(str(paths["wm"]), vol, "white-matter map")
-        labels = tissue_labels(gm, wm)
+        labels = tissue_map(vol.data, gm, wm)  # 0 background, 1 CSF, 2 grey matter, 3 white matter
     elif src.labels:
         raw = _read_paired(src.labels, vol, "label map")
         if np.any(raw < 0) or np.any(raw != np.round(raw)):
@@ -226,8 +220,8 @@ def prepare(src: Source, cfg: MedicalConfig) -> Prepared:
     slices = to_square_size(slices, cfg.size, cfg.square, -1.0)  # (N, 1, S, S)
     lab = None
     if labels is not None:
-        lab = torch.from_numpy(volume_slices(labels, axis)).float()  # (N, H, W)
-        lab = to_square_size(lab, cfg.size, cfg.square, 0.0, nearest=True).round().long()  # (N, S, S)
+        lab = torch.from_numpy(volume_slices(labels, axis))  # (N, H, W)
+        lab = area_mode(lab, cfg.size, cfg.square)  # (N, S, S): the class covering most of each pixel
     return Prepared(slices.contiguous(), lab, share, vol.affine, tuple(image.shape), src.path)
 
 
@@ -267,7 +261,7 @@ class VolumeCache:
 
 def sources_from_config(cfg: MedicalConfig) -> list[Source]:
     """--data/--masks/--labels -> one Source per 3D volume (4D files give one per frame); no --data: the
-    MNI152 T1 (with GM/WM tissue labels when condition=label)."""
+    MNI152 T1 (with its tissue map, `labels.tissue_map`, when condition=label)."""
     if not cfg.data:
         t1 = mni_paths()["t1"]
         return [Source(str(t1), 0, tissue=cfg.condition == "label")]
@@ -301,6 +295,7 @@ class SliceDataset(Dataset):
         self.has_labels = True
         num_classes = 0
         self.spacing: tuple[float, float, float] | None = None
+        self.position_step = 0.0
         for si, src in enumerate(self.sources):
             prep = self.cache.get(src, cfg)
             share = prep.share
@@ -315,6 +310,7 @@ class SliceDataset(Dataset):
                 num_classes = max(num_classes, int(prep.labels.max()) + 1)
             if self.spacing is None:
                 self.spacing = self._slice_spacing(prep)
+                self.position_step = 1.0 / max(depth - 1, 1)  # one slice of the first volume, in position units
         self.num_classes = max(num_classes, 2) if self.has_labels else 0
         every = cfg.holdout_every
         if split != "all" and every:

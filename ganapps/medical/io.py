@@ -177,11 +177,16 @@ def read_volumes(path: str | os.PathLike) -> list[Volume]:
     return [read_dicom_series(p)]
 
 
-def write_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write (X, Y, Z) float32 data with its affine (sform and qform set, so viewers agree)."""
+def write_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike, dtype: type = np.float32) -> Path:
+    """Write (X, Y, Z) data (float32 unless `dtype`, e.g. uint8 for label maps) with its affine (sform and qform
+    set, so viewers agree); written under a temporary name and renamed into place."""
     path = Path(path)
+    if not is_nifti(path):
+        raise InputError(f"{path}: expected a .nii or .nii.gz file name")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; expected a NIfTI file name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    img = nib.Nifti1Image(np.asarray(data, dtype=np.float32), np.asarray(affine, dtype=np.float64))
+    img = nib.Nifti1Image(np.asarray(data, dtype=dtype), np.asarray(affine, dtype=np.float64))
     img.set_sform(img.affine, code=1)
     img.set_qform(img.affine, code=1)
     img.header.set_xyzt_units("mm")

@@ -7,7 +7,8 @@
 - `Discriminator`: residual down-sampling (spectral norm applied by the task), optional minibatch std,
   a projection head for slice-position conditioning (Miyato & Koyama 2018) and extra input channels for a
   label map (pix2pix-style conditional D).
-Every generator carries `spacing_mm` (3,), the training stack's voxel size, saved with its weights.
+Every generator carries `spacing_mm` (3,), the training stack's voxel size, `position_range` (2,), the first and
+last training slice position, and `position_step` (), one slice in position units, saved with its weights.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ class _Generator(nn.Module):
         super().__init__()
         self.register_buffer("spacing_mm", torch.ones(3))  # (x, y, z) mm of a generated stack
         self.register_buffer("position_range", torch.tensor([0.0, 1.0]))  # training slice positions
+        self.register_buffer("position_step", torch.zeros(()))  # one training slice in position units (0: unknown)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        # weights written before `position_step` existed load with it unknown (0)
+        state_dict.setdefault(prefix + "position_step", torch.zeros(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class DCGANGenerator(_Generator):
@@ -109,9 +116,9 @@ class SPADE(nn.Module):
 
 
 class SPADEUp(nn.Module):
-    def __init__(self, cin: int, cout: int, num_classes: int):
+    def __init__(self, cin: int, cout: int, num_classes: int, hidden: int = 64):
         super().__init__()
-        self.n1, self.n2 = SPADE(cin, num_classes), SPADE(cout, num_classes)
+        self.n1, self.n2 = SPADE(cin, num_classes, hidden), SPADE(cout, num_classes, hidden)
         self.conv1, self.conv2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
         self.skip = nn.Conv2d(cin, cout, 1)
 
@@ -125,12 +132,12 @@ class SPADEUp(nn.Module):
 class SPADEGenerator(_Generator):
     """(z (B, z_dim), label one-hot (B, K, S, S)) -> image (B, 1, S, S)."""
 
-    def __init__(self, z_dim: int = 128, size: int = 64, width: int = 32, num_classes: int = 3):
+    def __init__(self, z_dim: int = 128, size: int = 64, width: int = 32, num_classes: int = 3, hidden: int = 64):
         super().__init__()
         self.z_dim, self.size, self.num_classes = z_dim, size, num_classes
         w = _widths(size, width)
         self.fc = nn.Linear(z_dim, w[0] * 16)
-        self.blocks = nn.ModuleList(SPADEUp(a, b, num_classes) for a, b in zip(w[:-1], w[1:], strict=True))
+        self.blocks = nn.ModuleList(SPADEUp(a, b, num_classes, hidden) for a, b in zip(w[:-1], w[1:], strict=True))
         self.out = nn.Conv2d(w[-1], 1, 3, 1, 1)
 
     def forward(self, z: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
@@ -189,10 +196,10 @@ class Discriminator(nn.Module):
 
 
 def build_generator(model: str, condition: str, z_dim: int, size: int, width: int,
-                    num_classes: int = 0) -> _Generator:
+                    num_classes: int = 0, spade_hidden: int = 64) -> _Generator:
     """The generator for a (model, condition) pair, from plain integers (used by task and pipeline)."""
     if condition == "label":
-        return SPADEGenerator(z_dim, size, width, num_classes)
+        return SPADEGenerator(z_dim, size, width, num_classes, spade_hidden)
     cond_dim = POSITION_FEATURES if condition == "position" else 0
     cls = DCGANGenerator if model == "dcgan" else ResGenerator
     return cls(z_dim, size, width, cond_dim)

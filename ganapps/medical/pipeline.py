@@ -5,6 +5,7 @@ Never imports training code (task, trainer).
     >>> synth = Synthesizer.from_checkpoint()            # the shipped medical-default model
     >>> images = synth(16, seed=0)                      # (16, 1, 64, 64) float32 in [-1, 1]
     >>> synth.save(images, "synth.nii.gz")
+    >>> brain = position_model.stack(seed=0)             # one slice per training position, in order
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from ..engine.errors import InputError
 from ..engine.images import float_to_uint8
 from ..engine.inference import InferenceModel
 from .config import MedicalConfig
-from .data import AXES, one_hot, slices_to_volume, to_square_size, volume_slices
+from .data import AXES, one_hot, slices_to_volume, volume_slices
 from .io import is_nifti, read_volumes, write_nifti
+from .labels import area_mode
 from .nets import build_generator, position_features
 
 
@@ -53,7 +55,8 @@ class Synthesizer(InferenceModel):
     @classmethod
     def build_nets(cls, config: MedicalConfig) -> dict[str, torch.nn.Module]:
         c = config
-        return {"gen": build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes)}
+        return {"gen": build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes,
+                                       c.spade_hidden)}
 
     @classmethod
     def from_nets(cls, nets: dict[str, torch.nn.Module], config: MedicalConfig, device: torch.device) -> Synthesizer:
@@ -111,49 +114,125 @@ class Synthesizer(InferenceModel):
             raise InputError("this model synthesizes from label maps: pass --labels (or call from_labels)")
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.config.z_dim, generator=g)
-        cond = None
+        pos = None
         if self.config.condition == "position":
-            lo, hi = (float(v) for v in self.gen.position_range)
-            pos = positions if positions is not None else torch.linspace(lo, hi, n)
-            cond = position_features(pos.float().reshape(n))
+            pos = positions if positions is not None else self.walk(n)
+        return self._generate(z, pos, batch_size)
+
+    def _generate(self, z: torch.Tensor, positions: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+        """Latents (n, z_dim) [+ positions (n,)] -> (n, 1, S, S) in [-1, 1] on the CPU."""
+        n = len(z)
+        cond = None if positions is None else position_features(positions.float().reshape(n))
         out = [self.gen(z[i:i + batch_size].to(self.device),
                         None if cond is None else cond[i:i + batch_size].to(self.device)).float().cpu()
                for i in range(0, n, batch_size)]
         return torch.cat(out).clamp(-1, 1)
 
+    def walk(self, n: int) -> torch.Tensor:
+        """n positions (n,) evenly from the first to the last training slice position (position models)."""
+        lo, hi = (float(v) for v in self.gen.position_range)
+        return torch.linspace(lo, hi, n, dtype=torch.float64)
+
+    def stack_positions(self) -> torch.Tensor:
+        """(N,) the position of every training-grid slice from the first to the last training slice, in order
+        (position models whose weights record `position_step`)."""
+        if self.config.condition != "position":
+            raise InputError("a stack of slice positions needs a position-conditioned model (condition=position)")
+        step = float(self.gen.position_step)
+        if step <= 0:
+            raise InputError(f"{self.source or 'this model'}: its weights do not record the training slice step "
+                             f"(written before this release); sample with --n N (N evenly walked positions)")
+        lo, hi = (float(v) for v in self.gen.position_range)
+        k0, k1 = round(lo / step), round(hi / step)
+        return torch.arange(k0, k1 + 1, dtype=torch.float64) * step
+
     @torch.no_grad()
-    def from_labels(self, labels: torch.Tensor | np.ndarray, seed: int = 0, batch_size: int = 32) -> torch.Tensor:
-        """Label maps (B, S, S) integers (e.g. a painted lesion class) -> images (B, 1, S, S) in [-1, 1]."""
+    def stack(self, seed: int = 0, same_latent: bool = True, batch_size: int = 64) -> torch.Tensor:
+        """One synthetic brain: a slice at every training-grid position from the first to the last training slice,
+        in order (N, 1, S, S), so `save` writes it at the training slice spacing. `same_latent`: one latent for the
+        whole stack (its slices vary smoothly, like one subject's), else one per slice."""
+        pos = self.stack_positions()
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(1 if same_latent else len(pos), self.config.z_dim, generator=g).expand(len(pos), -1)
+        return self._generate(z, pos, batch_size)
+
+    def slice_spacing_mm(self, positions: torch.Tensor) -> float:
+        """Spacing (mm) between consecutive slices of a stack walked at evenly spaced `positions` (N,)."""
+        step = float(self.gen.position_step)
+        if len(positions) < 2 or step <= 0:
+            return self.spacing_mm[2]
+        return abs(float(positions[1] - positions[0])) / step * self.spacing_mm[2]
+
+    @torch.no_grad()
+    def from_labels(self, labels: torch.Tensor | np.ndarray, seed: int = 0, batch_size: int = 32,
+                    latents: torch.Tensor | None = None) -> torch.Tensor:
+        """Label maps (B, S, S) integers (e.g. a painted lesion class) -> images (B, 1, S, S) in [-1, 1].
+        The latents (B, z_dim) are drawn from `seed` unless given."""
         if self.config.condition != "label":
             raise InputError("this model is not conditioned on label maps; sample with --n instead")
         labels = torch.as_tensor(np.asarray(labels)).long()
         if labels.ndim != 3 or labels.shape[-2:] != (self.size, self.size):
             raise InputError(f"label maps of shape {tuple(labels.shape)}; expected (B, {self.size}, {self.size})")
         seg = one_hot(labels, self.config.num_classes)
-        g = torch.Generator().manual_seed(seed)
-        z = torch.randn(len(seg), self.config.z_dim, generator=g)
-        out = [self.gen(z[i:i + batch_size].to(self.device), seg[i:i + batch_size].to(self.device)).float().cpu()
+        if latents is None:
+            latents = torch.randn(len(seg), self.config.z_dim, generator=torch.Generator().manual_seed(seed))
+        elif latents.shape != (len(seg), self.config.z_dim):
+            raise ValueError(f"latents of shape {tuple(latents.shape)}; expected ({len(seg)}, {self.config.z_dim})")
+        out = [self.gen(latents[i:i + batch_size].to(self.device), seg[i:i + batch_size].to(self.device)).float().cpu()
                for i in range(0, len(seg), batch_size)]
         return torch.cat(out).clamp(-1, 1)
 
-    def from_label_volume(self, path: str | os.PathLike, seed: int = 0) -> torch.Tensor:
-        """A label-map volume (NIfTI, DICOM or slice folder) sliced like the training data -> one image per
-        slice that holds any label."""
+    def label_slices(self, path: str | os.PathLike) -> tuple[torch.Tensor, np.ndarray, tuple[int, int, int]]:
+        """A label-map volume (NIfTI, DICOM or slice folder) cut like the training data: reoriented to RAS, sliced
+        along the training axis, made square and reduced to the model's size by area mode (the class covering
+        most of each pixel, as the training label slices were made) -> (slices (N, S, S) int64, the volume's RAS
+        affine, its RAS shape)."""
         vols = read_volumes(path)
-        lab = np.rint(vols[0].data).astype(np.int64)
-        slices = torch.from_numpy(volume_slices(lab, AXES[self.config.axis])).float()  # (N, H, W)
-        slices = to_square_size(slices, self.size, self.config.square, 0.0, nearest=True).round().long()
-        keep = slices.flatten(1).amax(1) > 0
-        if not keep.any():
+        if len(vols) != 1:
+            raise InputError(f"{path}: label map with {len(vols)} frames; expected one 3D volume")
+        data = vols[0].data
+        if np.any(data < 0) or np.any(data != np.round(data)):
+            raise InputError(f"{path}: label map with negative or fractional values; expected integers >= 0")
+        lab = data.astype(np.int64)
+        if lab.max() >= self.config.num_classes:
+            raise InputError(f"{path}: class {int(lab.max())}; the model knows {self.config.num_classes} classes "
+                             f"(0..{self.config.num_classes - 1})")
+        if not lab.any():
             raise InputError(f"{path}: label map is all background; expected at least one labelled voxel")
-        return self.from_labels(slices[keep], seed=seed)
+        full = torch.from_numpy(volume_slices(lab, AXES[self.config.axis]))  # (N, H, W)
+        return area_mode(full, self.size, self.config.square), vols[0].affine, lab.shape  # type: ignore[return-value]
 
-    def save(self, images: torch.Tensor, out: str | os.PathLike) -> Path:
-        """`out` ending in .nii/.nii.gz: one NIfTI stack along the training axis; else a folder of PNGs."""
+    def from_label_volume(self, path: str | os.PathLike, seed: int = 0) -> torch.Tensor:
+        """One synthetic image per slice of a label-map volume (see `label_slices`), in order (N, 1, S, S);
+        slices without any labelled voxel are background (-1)."""
+        labs, _, _ = self.label_slices(path)
+        images = torch.full((len(labs), 1, self.size, self.size), -1.0)
+        keep = labs.flatten(1).amax(1) > 0
+        images[keep] = self.from_labels(labs[keep], seed=seed)
+        return images
+
+    def save(self, images: torch.Tensor, out: str | os.PathLike, labels: str | os.PathLike | None = None,
+             positions: torch.Tensor | None = None) -> Path:
+        """`out` ending in .nii/.nii.gz: one NIfTI stack along the training axis (intensities in [0, 1]); else a
+        folder of PNGs. `labels`: the label volume `images` came from (`from_label_volume`): the stack's affine
+        then puts every voxel where its labels are (the same world coordinates as the map, to within half an
+        input voxel in-plane) at the model's in-plane spacing and the map's slice spacing; else a centred
+        RAS affine with the training spacing, or, given the evenly spaced `positions` (N,) the slices were
+        sampled at (position models), the spacing those positions are apart."""
         out = Path(out)
-        if is_nifti(out):
-            return save_nifti(images, out, self.spacing_mm, AXES[self.config.axis])
-        return save_pngs(images, out)
+        if not is_nifti(out):
+            return save_pngs(images, out)
+        axis = AXES[self.config.axis]
+        if positions is not None:
+            x, y, _ = self.spacing_mm
+            return save_nifti(images, out, (x, y, self.slice_spacing_mm(positions)), axis)
+        affine = None
+        if labels is not None:
+            vol = read_volumes(labels)[0]
+            if len(images) != vol.data.shape[axis]:
+                raise ValueError(f"{len(images)} images for {vol.data.shape[axis]} slices of {labels}")
+            affine = label_volume_affine(vol.affine, vol.data.shape, axis, self.size, self.config.square)
+        return save_nifti(images, out, self.spacing_mm, axis, affine=affine)
 
 
 def stack_affine(shape: tuple[int, int, int], spacing_mm: tuple[float, float, float], axis: int) -> np.ndarray:
@@ -165,6 +244,23 @@ def stack_affine(shape: tuple[int, int, int], spacing_mm: tuple[float, float, fl
     affine = np.diag([*sizes, 1.0])
     affine[:3, 3] = -(np.array(shape) - 1) / 2 * sizes
     return affine
+
+
+def label_volume_affine(affine: np.ndarray, shape: tuple[int, int, int], axis: int, size: int,
+                        square_mode: str) -> np.ndarray:
+    """RAS affine of a stack synthesized from a label volume of RAS `affine` and `shape`: the input's axes, the
+    in-plane voxels scaled by side / size (side: the padded or cropped square) and shifted so the centre of
+    the plane stays at the same world point; the slice axis unchanged."""
+    plane = [a for a in range(3) if a != axis]
+    side = max(shape[p] for p in plane) if square_mode == "pad" else min(shape[p] for p in plane)
+    out = np.array(affine, dtype=np.float64)
+    centre_in = np.array([(n - 1) / 2 for n in shape])
+    centre_out = centre_in.copy()
+    for p in plane:
+        out[:3, p] = affine[:3, p] * side / size
+        centre_out[p] = (size - 1) / 2
+    out[:3, 3] = affine[:3, :3] @ centre_in + affine[:3, 3] - out[:3, :3] @ centre_out
+    return out
 
 
 def save_nifti(images: torch.Tensor, path: str | os.PathLike, spacing_mm: tuple[float, float, float],

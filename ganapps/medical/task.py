@@ -13,24 +13,42 @@ from torch import nn
 
 from ..engine import stabilizers as stab
 from ..engine.adversarial import Adversary, Critic, Join, SingleGANTask
+from ..engine.errors import InputError
 from ..engine.task import StepContext
+from .augment import AnatomyAugment, AugmentedSlices, LesionPainter
 from .config import MedicalConfig
 from .data import SliceDataset, one_hot
+from .labels import NUM_CLASSES, TissueStats
 from .nets import POSITION_FEATURES, Discriminator, build_generator, position_features
+
+
+def training_slices(config: MedicalConfig) -> SliceDataset:
+    """The training split, augmented as `anatomy_augment` and `paint_lesions` ask (`augment.AugmentedSlices`)."""
+    base = SliceDataset(config, "train")
+    augment = AnatomyAugment.parse(config.anatomy_augment)
+    painter = None
+    if config.paint_lesions > 0:
+        if not base.has_labels:
+            raise InputError("option paint_lesions: the training data has no label maps")
+        items = [base[i] for i in range(len(base))]
+        stats = TissueStats.measure(torch.stack([it["image"] for it in items]), torch.stack([it["label"] for it in items]))
+        painter = LesionPainter(stats, p=config.paint_lesions)
+        config.num_classes = max(config.num_classes, NUM_CLASSES)  # the lesion classes, recorded in config.yaml
+    if augment is None and painter is None:
+        return base
+    return AugmentedSlices(base, augment, painter)
 
 
 class MedicalTask(SingleGANTask):
     def __init__(self, config: MedicalConfig, train_set: SliceDataset | None = None):
         self.config = config
-        self.train_set = train_set if train_set is not None else SliceDataset(config, "train")
+        self.train_set = train_set if train_set is not None else training_slices(config)
         if config.condition == "label":
             if not self.train_set.has_labels:
                 raise ValueError("condition=label needs label maps")  # guarded by config/data already
             if config.num_classes == 0:
                 config.num_classes = self.train_set.num_classes  # recorded in config.yaml for the pipeline
             elif config.num_classes < self.train_set.num_classes:
-                from ..engine.errors import InputError
-
                 raise InputError(f"option num_classes={config.num_classes}: the label maps hold "
                                  f"{self.train_set.num_classes} classes")
         self.adv = Adversary(config)
@@ -40,9 +58,10 @@ class MedicalTask(SingleGANTask):
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
-        gen = build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes)
+        gen = build_generator(c.model, c.condition, c.z_dim, c.size, c.width, c.num_classes, c.spade_hidden)
         gen.spacing_mm.copy_(torch.tensor(self.train_set.spacing))
         gen.position_range.copy_(torch.tensor(self.position_range))
+        gen.position_step.fill_(self.train_set.position_step)
         disc = Discriminator(c.size, c.width, in_channels=1 + (c.num_classes if c.condition == "label" else 0),
                              cond_dim=POSITION_FEATURES if c.condition == "position" else 0,
                              minibatch_std=c.use_minibatch_std, residual=c.model == "resnet")

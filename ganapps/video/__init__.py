@@ -7,8 +7,9 @@ from .config import PRESETS, VideoConfig
 from .pipeline import Predictor
 
 SPEC = TaskSpec(
-    name="video", help="Video prediction: continue any clip (ConvLSTM / 3D-conv, adversarial).",
-    train_help="Train a video predictor (default: camera motion over real photos; --preset mnist: Moving MNIST).",
+    name="video", help="Video prediction: continue any clip (TrustNet, ConvLSTM / 3D-conv; optional adversarial term).",
+    train_help="Train a video predictor (default: TrustNet on footage-like clips; --preset convlstm: the previous "
+               "ConvLSTM on camera motion over photos with --dataset photos; --preset mnist: Moving MNIST).",
     config=VideoConfig, task="ganapps.video.task:VideoTask", presets=PRESETS, inference=Predictor,
     cli="ganapps.video.cli:app",
 )

@@ -14,9 +14,10 @@ import typer
 from .._cli import print_json
 from .._inference_cli import DeviceOpt, JsonOpt, QuietOpt, load, model_option
 from ..engine.errors import InputError
-from .data import ClipDataset, MovingMNIST, NpySequences, load_mnist_digits, probe, to_uint8
+from .data import ClipDataset, FootageWindows, MovingMNIST, NpySequences, load_mnist_digits, probe, to_uint8
 from .pipeline import (
     Predictor,
+    clip_psnr,
     copy_last,
     flow_extrapolate,
     horizon_metrics,
@@ -128,60 +129,138 @@ def predict(
         _print_scores(result)
 
 
-def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int, stride: int | None) -> torch.Tensor:
+def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int,
+                stride: int | None) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
+    """-> (windows (N, context + k, C, H, W), a name per window, the frames known before each window's
+    prediction point (N, T', C, H, W) for --adapt, or None where only the window is read). Footage clips keep
+    their own size and colour (128 px RGB: the model runs through `Predictor.__call__`, which resizes or replays
+    its motion at full size); the other data come at the model's size."""
     tc, size, gray = predictor.context, predictor.size, predictor.config.channels == 1
     n = tc + k
-    if len(data) == 1 and data[0] == "mnist":
+    history = None
+    if len(data) == 1 and data[0] in ("footage", "footage-tune"):  # the recipe's held-out set (or tuning split)
+        from ..recipes import video_footage
+
+        folder = video_footage.validation() if data[0] == "footage" else video_footage.tuning()
+        ds = FootageWindows(folder / "clips.npy", n, starts="last")
+        names = [i["file"] for i in video_footage.load_set(folder)[1]]
+        history = lambda i: ds.frames(i, 0, ds.clips.shape[1] - k)  # noqa: E731 (every frame before the targets)
+    elif len(data) == 1 and data[0] == "mnist":
         from ..recipes import moving_mnist
 
         ds = MovingMNIST.split(load_mnist_digits(moving_mnist.fetch_digits()), "eval", n, 64, items=max_clips)
+        names = [f"mnist_{i}" for i in range(len(ds))]
     elif len(data) == 1 and data[0].endswith(".npy"):
         ds = NpySequences(data[0], n)
+        names = [f"{Path(data[0]).name}#{i}" for i in range(len(ds))]
     else:
         ds = ClipDataset(data, tc, k, stride or n, size, gray)
+        names = [f"{p.name}@{s}" for p, s in ds.index]
     count = min(max_clips, len(ds))
-    idx = np.linspace(0, len(ds) - 1, count).round().astype(int)
-    clips = torch.stack([ds[int(i)] for i in idx])  # (N, T, C, H, W)
-    if clips.shape[-1] != size or clips.shape[-2] != size:
+    idx = np.linspace(0, len(ds) - 1, count).round().astype(int).tolist()
+    clips = torch.stack([ds[i] for i in idx])  # (N, T, C, H, W)
+    if history is None and (clips.shape[-1] != size or clips.shape[-2] != size):
         raise InputError(f"{data[0]}: frames are {clips.shape[-2]}x{clips.shape[-1]}, the model runs at {size}x{size}")
-    return clips
+    known = torch.stack([history(i) for i in idx]) if history is not None else None
+    return clips, [names[i] for i in idx], known
+
+
+def per_clip_table(preds: dict[str, torch.Tensor], target: torch.Tensor, names: list[str]) -> dict:
+    """Per clip and horizon PSNR of each prediction (B, K, C, H, W) against `target`, the better baseline per
+    clip (the best of every entry but "model" by mean PSNR over horizons) and the model's gap to it."""
+    psnr = {name: clip_psnr(p, target) for name, p in preds.items()}  # (N, K) each
+    baselines = [n for n in psnr if n != "model"]
+    best = torch.stack([psnr[n].mean(1) for n in baselines]).amax(0) if baselines else None
+    rows = []
+    for i, name in enumerate(names):
+        row = {"clip": name, **{n: round(float(v[i].mean()), 3) for n, v in psnr.items()}}
+        if best is not None:
+            row.update(best_baseline=round(float(best[i]), 3), gain=round(float(psnr["model"][i].mean() - best[i]), 3))
+        rows.append(row)
+    out = {"per_clip": rows, "per_clip_horizon": {n: v.round(decimals=3).tolist() for n, v in psnr.items()}}
+    if best is not None:
+        gain = psnr["model"].mean(1) - best
+        out.update(best_baseline_psnr_mean=float(best.mean()), gain_mean=float(gain.mean()),
+                   clips_below=int((gain < 0).sum()), share_below=float((gain < 0).float().mean()),
+                   gain_worst=float(gain.min()), gain_best=float(gain.max()))
+    return out
+
+
+def _print_evaluation(result: dict, rows: dict, size: int, context: int, k: int) -> None:
+    table = result["per_clip"]
+    names = list(rows)
+    print(f"{result['clips']} clips, {context} -> {k} frames at {size}x{size}" +
+          (f", adapted up to {result['adapt_steps']} steps on each clip's earlier frames (held-out best step: "
+           f"{np.mean([r['best_step'] for r in result['adapt_runs']]):.1f} on average, "
+           f"{result['adapt_seconds_per_clip']:.1f} s/clip)" if result.get("adapt_steps") else ""))
+    print("per clip, PSNR dB averaged over horizons:")
+    width = max(12, *(len(r["clip"]) for r in table))
+    print(f"  {'clip':{width}s} " + " ".join(f"{n:>10s}" for n in names)
+          + ("  best baseline    gain" if "gain" in table[0] else ""))
+    for r in table:
+        print(f"  {r['clip']:{width}s} " + " ".join(f"{r[n]:10.2f}" for n in names)
+              + (f"  {r['best_baseline']:13.2f}  {r['gain']:+6.2f}" + ("  below" if r["gain"] < 0 else "")
+                 if "gain" in r else ""))
+    for metric in ("psnr", "ssim", "mse", "mae"):
+        print(f"{metric:5s} horizon " + " ".join(f"{h + 1:>7d}" for h in range(k)) + "     mean")
+        for name, r in rows.items():
+            print(f"  {name:10s}  " + " ".join(f"{v:7.3f}" for v in r[metric]) + f"  {r[metric + '_mean']:7.3f}")
+    if "gain_mean" in result:
+        print(f"model vs the better baseline per clip: {result['gain_mean']:+.2f} dB on average (better baseline "
+              f"{result['best_baseline_psnr_mean']:.2f} dB), below it on {result['clips_below']}/{result['clips']} "
+              f"clips ({100 * result['share_below']:.0f}%), worst {result['gain_worst']:+.2f} dB, best "
+              f"{result['gain_best']:+.2f} dB")
 
 
 @app.command("evaluate")
 def evaluate(
     model: ModelOpt = None,
-    data: Annotated[Optional[list[str]], typer.Option(help="videos / folders (repeatable), 'mnist' or a .npy")] = None,  # noqa: UP045
+    data: Annotated[Optional[list[str]], typer.Option(help="videos / folders (repeatable), 'footage' (the held-out footage set), 'footage-tune', 'mnist' or a .npy")] = None,  # noqa: UP045
     frames: Annotated[Optional[int], typer.Option(help="horizon K (default: the model's)")] = None,  # noqa: UP045
-    clips: Annotated[int, typer.Option(help="clips scored at most")] = 256,
+    clips: Annotated[int, typer.Option(help="clips scored at most (evenly spaced)")] = 256,
     stride: Annotated[Optional[int], typer.Option(help="frames between clip starts (default: clip length)")] = None,  # noqa: UP045
-    flow: Annotated[bool, typer.Option(help="also score the Farneback flow-extrapolation baseline")] = True,
+    flow: Annotated[bool, typer.Option(help="also score Farneback flow extrapolation (1 and 2 frame pairs)")] = True,
+    adapt: Annotated[int, typer.Option(help="fine-tune N steps on each clip's frames before its prediction point first (--data footage)")] = 0,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Per-horizon MSE / MAE / PSNR / SSIM of the model beside copy-last-frame (and flow extrapolation).
-    MSE and MAE follow OpenSTL: summed over a frame's pixels on a 0-1 scale, averaged over clips."""
+    """Per clip and per horizon PSNR of the model beside copy-last-frame and flow extrapolation (1 and 2 frame
+    pairs), the share of clips where the model is below the better of them, and MSE / MAE / PSNR / SSIM per
+    horizon. MSE and MAE follow OpenSTL: summed over a frame's pixels on a 0-1 scale, averaged over clips."""
     import sys
+    import time
 
     from tqdm.auto import tqdm
 
     if not data:
-        raise InputError("--data: expected at least one video, folder, 'mnist' or a .npy file")
+        raise InputError("--data: expected at least one video, folder, 'footage', 'mnist' or a .npy file")
+    if adapt < 0:
+        raise InputError(f"--adapt {adapt}: expected >= 0")
     predictor = load(Predictor, model, device)
     k = frames or predictor.config.future_frames
-    x = _eval_clips(data, predictor, k, clips, stride)
+    x, names, known = _eval_clips(data, predictor, k, clips, stride)
+    if adapt and known is None:
+        raise InputError("--adapt: evaluate adapts on the frames before each clip's prediction point, which only "
+                         "--data footage / footage-tune provides here")
     context, target = x[:, :predictor.context], x[:, predictor.context:]
-    pred = torch.cat([predictor.predict_native(c, k).unsqueeze(0)
-                      for c in tqdm(context, disable=quiet, unit="clip", file=sys.stderr)])
-    rows = {"model": horizon_metrics(pred, target), "copy_last": horizon_metrics(copy_last(context, k), target)}
-    if flow:
-        rows["flow"] = horizon_metrics(flow_extrapolate(context, k), target)
+    preds, runs, t_adapt = [], [], 0.0
+    for i in tqdm(range(len(x)), disable=quiet, unit="clip", file=sys.stderr):
+        p = predictor
+        if adapt:
+            t0 = time.perf_counter()
+            p = predictor.adapted(known[i], adapt)
+            t_adapt += time.perf_counter() - t0
+            runs.append({k_: p.adapt_record[k_] for k_ in ("steps_run", "best_step")})
+        preds.append(p(context[i], k).unsqueeze(0))  # (1, k, C, H, W) at the clip's size
+    outputs = {"model": torch.cat(preds), "copy_last": copy_last(context, k)}
+    if flow and context.shape[1] >= 2:
+        outputs.update(flow=flow_extrapolate(context, k, 1), flow2=flow_extrapolate(context, k, 2))
+    rows = {name: horizon_metrics(p, target) for name, p in outputs.items()}
+    result = {"clips": len(x), "frames": k, "adapt_steps": adapt, **rows, **per_clip_table(outputs, target, names)}
+    if adapt:  # per clip: steps run before early stopping and the held-out-best step kept (0: unchanged)
+        result.update(adapt_runs=runs, adapt_seconds_per_clip=t_adapt / len(x))
     if json_out:
-        print_json({"clips": len(x), "frames": k, **rows})
+        print_json(result)
         return
-    print(f"{len(x)} clips, {predictor.context} -> {k} frames at {predictor.size}x{predictor.size}")
-    for metric in ("mse", "mae", "psnr", "ssim"):
-        print(f"{metric:5s} horizon " + " ".join(f"{h + 1:>7d}" for h in range(k)) + "     mean")
-        for name, r in rows.items():
-            print(f"  {name:10s}  " + " ".join(f"{v:7.3f}" for v in r[metric]) + f"  {r[metric + '_mean']:7.3f}")
-
+    _print_evaluation(result, rows, x.shape[-1], predictor.context, k)

@@ -29,9 +29,11 @@ class VideoConfig(AdversarialConfig):
     use_spectral_norm: bool = True
     # data: video files / folders (comma-separated); empty: the built-in `dataset`
     data: str = opt("", "video files, folders of videos or frame folders, comma-separated (empty: --dataset)")
-    dataset: Literal["photos", "mnist", "mnist_npy"] = opt(
-        "photos", "built-in data when --data is empty: photos (camera motion over real photos), mnist (Moving MNIST "
-                  "from real digits), mnist_npy (the public mnist_test_seq.npy)")
+    dataset: Literal["footage", "photos", "mnist", "mnist_npy"] = opt(
+        "footage", "built-in data when --data is empty: footage (footage-like clips from real photos: faces, pans, "
+                   "objects, noise, H.264), photos (camera motion over real photos), mnist (Moving MNIST from real "
+                   "digits), mnist_npy (the public mnist_test_seq.npy)")
+    footage_clips: int = opt(5000, "clips in the footage training set (rendered once, ~0.1 CPU s each)")
     context_frames: int = opt(4, "frames the model sees")
     future_frames: int = opt(4, "frames it learns to predict")
     clip_stride: int = opt(2, "frames between clip starts in --data videos")
@@ -40,19 +42,26 @@ class VideoConfig(AdversarialConfig):
     use_crop: bool = opt(False, "centre-crop frames to a square before resizing")
     strict: bool = opt(False, "stop at the first unreadable video instead of skipping it with a warning")
     # nets
-    predictor: Literal["convlstm", "conv3d"] = opt("convlstm", "convlstm (Shi et al. 2015 encoder-forecaster) or "
-                                                               "conv3d")
+    predictor: Literal["convlstm", "conv3d", "trustnet"] = opt(
+        "convlstm", "convlstm (Shi et al. 2015 encoder-forecaster), conv3d, or trustnet (per-pixel trust over "
+                    "classical candidates + a learned synthesis; needs 6 context frames)")
     head: Literal["direct", "residual", "warp", "flowprior"] = opt(
         "warp", "direct (the frame), residual (last frame + change), warp (flow-warped last frame + change) or "
                 "flowprior (warp with a learned correction to a Farneback flow of the last two frames)")
-    hidden: int = opt(64, "ConvLSTM hidden channels / 3D-conv width")
-    layers: int = opt(2, "stacked ConvLSTM cells / 3D-conv blocks")
+    use_flow_correction: bool = opt(False, "TrustNet: an eighth candidate, the 2-pair flow plus a learned per-pixel "
+                                           "correction (the research net has it)")
+    use_guarded_means: bool = opt(True, "TrustNet: the temporal means leave out, pixel by pixel, context frames that "
+                                        "disagree with the last one (a blink); off: plain means of the last 4 / 3")
+    hidden: int = opt(64, "ConvLSTM hidden channels / 3D-conv width / TrustNet U-Net width")
+    layers: int = opt(2, "stacked ConvLSTM cells / 3D-conv blocks / TrustNet residual blocks")
     kernel: int = opt(5, "ConvLSTM gate kernel size")
     patch: int = opt(4, "patch size (frames are folded into patch x patch channels)")
     disc_width: int = opt(32, "critic base width")
     use_frame_disc: bool = opt(False, "add a per-frame 2D critic of the predicted frames")
     # losses
-    recon_loss: Literal["l1", "l2"] = opt("l1", "l1 or l2")
+    recon_loss: Literal["l1", "l2", "logmse"] = opt(
+        "l1", "l1, l2, or logmse (the mean over clips and horizons of log(MSE + 1e-5): minus the mean per-clip PSNR "
+              "up to a constant, so a near-static clip counts as much as a fast pan)")
     gdl_weight: float = opt(1.0, "gradient difference loss weight (Mathieu et al. 2016)")
     context_loss_weight: float = opt(0.5, "weight of the one-step predictions inside the context (free "
                                           "supervision)")
@@ -68,6 +77,9 @@ class VideoConfig(AdversarialConfig):
             raise InputError(f"option size={self.size}: expected a multiple of patch={self.patch}")
         if self.kernel % 2 == 0:
             raise InputError(f"option kernel={self.kernel}: expected an odd number")
+        if self.predictor == "trustnet" and self.context_frames < 6:
+            raise InputError(f"option context_frames={self.context_frames}: the trustnet predictor needs 6")
+        require(self, positive=("footage_clips",))
 
     @property
     def channels(self) -> int:
@@ -75,9 +87,17 @@ class VideoConfig(AdversarialConfig):
         return 1 if self.use_gray or self.dataset.startswith("mnist") and not self.data else 3
 
 
-# `mnist` is OpenSTL's Moving MNIST ConvLSTM setting, scaled to what a CPU trains in minutes.
+# `default` is the shipped models/video-default recipe (TrustNet on the footage clips); `convlstm` is the
+# previous default (the field defaults: a 4 -> 4 ConvLSTM at 64 px). `mnist` is OpenSTL's Moving MNIST ConvLSTM
+# setting, scaled to what a CPU trains in minutes.
 PRESETS: dict[str, dict] = {
-    "default": {},
+    "default": {"predictor": "trustnet", "dataset": "footage", "context_frames": 6, "future_frames": 5, "size": 128,
+                "hidden": 32, "layers": 2, "recon_loss": "logmse", "gdl_weight": 0.0, "context_loss_weight": 0.0,
+                "adv_weight": 0.0, "lr_g": 1e-3, "beta1": 0.9, "batch_size": 8, "steps": 12000,
+                "lr_schedule": "cosine", "grad_clip_norm": 1.0, "ema_halflife_images": 550.0, "eval_clips": 48,
+                "eval_every_steps": 1000, "checkpoint_every_steps": 250, "sample_every_steps": 1000,
+                "log_every_steps": 50},
+    "convlstm": {},
     "mnist": {"dataset": "mnist", "context_frames": 10, "future_frames": 10, "size": 64, "head": "direct",
               "hidden": 64, "layers": 2, "patch": 4, "recon_loss": "l2", "gdl_weight": 0.0, "adv_weight": 0.0,
               "context_loss_weight": 1.0, "scheduled_sampling_steps": 1000, "batch_size": 8, "lr_g": 5e-4},

@@ -1,5 +1,5 @@
 """Video decoding (streaming: OpenCV for mp4/avi/mov/mkv, Pillow for GIF, folders of frames), clip datasets,
-Moving MNIST and camera motion rendered over photos. Frames leave here as (T, C, H, W) float32 in [-1, 1].
+Moving MNIST, camera motion rendered over photos and windows of the built footage clips (with cached flows). Frames leave here as (T, C, H, W) float32 in [-1, 1].
 No training code or Typer here.
 """
 
@@ -393,3 +393,108 @@ class PhotoMotion(Dataset):
         if self.gray:
             clip = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip])[..., None]
         return to_tensor(clip)
+
+
+# --------------------------------------------------------------------------- footage clips (the video_footage recipe)
+
+
+FlowFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class FootageWindows(Dataset):
+    """Windows of `length` consecutive frames of footage clips stored as one (N, T, H, W, 3) uint8 .npy (the
+    `video_footage` recipe's sets), memory-mapped. `starts="all"`: every window of every clip (item i is clip
+    i // S at start i % S, S = T - length + 1); `"last"`: one window per clip, ending at its last frame.
+
+    Items are (length, C, H, W) in [-1, 1] (resized to `size`, gray when asked), flipped left-right with
+    probability 1/2 when `flip` (torch's RNG). With `flow_pairs` ((a, b) frame offsets inside the window) and
+    `flow_fn(cur, prev) -> (B, 2, H, W)`, an item is (frames, flows (P, 2, H, W)), flow j = flow_fn(frame a_j,
+    frame b_j); the flows of every clip are computed once into a cache next to the clips (`<clips>.flows-KEY.npy`,
+    float16) and mirrored with the frames.
+    """
+
+    def __init__(self, path: str | os.PathLike, length: int, *, starts: str = "all", size: int | None = None,
+                 gray: bool = False, flip: bool = False, flow_pairs: Sequence[tuple[int, int]] | None = None,
+                 flow_fn: FlowFn | None = None, quiet: bool = True):
+        self.path = Path(path)
+        try:
+            self.clips = np.load(self.path, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise InputError(f"{self.path}: not a readable .npy array of clips ({e})") from None
+        if self.clips.ndim != 5 or self.clips.shape[-1] != 3 or self.clips.dtype != np.uint8:
+            raise InputError(f"{self.path}: expected (N, T, H, W, 3) uint8 clips, got {self.clips.shape} "
+                             f"{self.clips.dtype}")
+        t = self.clips.shape[1]
+        if not 1 <= length <= t:
+            raise InputError(f"{self.path}: clips of {t} frames, windows of {length} requested")
+        if starts not in ("all", "last"):
+            raise ValueError(f"FootageWindows: starts={starts!r}, expected 'all' or 'last'")
+        self.length, self.size, self.gray, self.flip = length, size, gray, flip
+        self.starts = list(range(t - length + 1)) if starts == "all" else [t - length]
+        self.pairs = [tuple(p) for p in flow_pairs] if flow_pairs else None
+        self.flows = None
+        if self.pairs:
+            if flow_fn is None:
+                raise ValueError("FootageWindows: flow_pairs needs flow_fn")
+            needed = sorted({(s + a, s + b) for s in self.starts for a, b in self.pairs})
+            self.slot = {pair: j for j, pair in enumerate(needed)}
+            self.flows = self._flow_cache(needed, flow_fn, quiet)
+
+    def __len__(self) -> int:
+        return len(self.clips) * len(self.starts)
+
+    def frames(self, clip: int, first: int, count: int) -> torch.Tensor:
+        """Frames first..first+count-1 of clip `clip` as (count, C, H, W) in [-1, 1] (resized, gray as set)."""
+        frames = np.asarray(self.clips[clip, first:first + count])  # (count, H, W, 3)
+        if self.size is not None or self.gray:
+            frames = np.stack([transform_frame(f, self.size, self.gray) for f in frames])
+        return to_tensor(frames)
+
+    def _flow_cache(self, needed: list[tuple[int, int]], flow_fn: FlowFn, quiet: bool) -> np.ndarray:
+        import hashlib
+        import json
+        import sys
+
+        from tqdm.auto import tqdm
+
+        key = hashlib.sha256(json.dumps([needed, self.size, self.gray]).encode()).hexdigest()[:12]
+        cache = self.path.with_name(f"{self.path.stem}.flows-{key}.npy")
+        if not cache.is_file():
+            n = len(self.clips)
+            first, last = min(min(p) for p in needed), max(max(p) for p in needed)
+            probe_frame = self.frames(0, 0, 1)
+            shape = (n, len(needed), 2, *probe_frame.shape[-2:])
+            print(f"ganapps: computing {len(needed)} optical flows per clip for {n} clips into {cache} (once)",
+                  file=sys.stderr, flush=True)
+            tmp = cache.with_name(f".{cache.stem}.tmp{os.getpid()}.npy")
+            try:
+                out = np.lib.format.open_memmap(tmp, "w+", np.float16, shape)
+                for i in tqdm(range(0, n, 16), desc="flows", disable=quiet, file=sys.stderr):
+                    x = torch.stack([self.frames(j, first, last - first + 1) for j in range(i, min(i + 16, n))])
+                    flows = [flow_fn(x[:, a - first], x[:, b - first]) for a, b in needed]  # each (b, 2, H, W)
+                    out[i:i + len(x)] = torch.stack(flows, 1).numpy().astype(np.float16)
+                out.flush()
+                del out
+                os.replace(tmp, cache)
+            finally:
+                tmp.unlink(missing_ok=True)
+        flows = np.load(cache, mmap_mode="r")
+        if flows.shape[:2] != (len(self.clips), len(needed)):
+            raise InputError(f"{cache}: flow cache of shape {flows.shape}, expected {len(self.clips)} clips x "
+                             f"{len(needed)} flows; delete it to rebuild")
+        return flows
+
+    def __getitem__(self, i: int):
+        clip, start = divmod(i, len(self.starts))
+        start = self.starts[start]
+        frames = self.frames(clip, start, self.length)  # (length, C, H, W)
+        flip = self.flip and bool(torch.rand(()) < 0.5)
+        if flip:
+            frames = frames.flip(-1)
+        if self.flows is None:
+            return frames
+        idx = [self.slot[(start + a, start + b)] for a, b in self.pairs]
+        flows = torch.from_numpy(np.asarray(self.flows[clip, idx], dtype=np.float32))  # (P, 2, H, W)
+        if flip:  # mirrored motion: x components change sign
+            flows = flows.flip(-1) * torch.tensor([-1.0, 1.0]).view(1, 2, 1, 1)
+        return frames, flows

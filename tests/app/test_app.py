@@ -302,24 +302,24 @@ def test_translate_a_clip_frame_by_frame(tmp_path):
 
 
 def test_predict_scores_as_the_cli_does(tmp_path, capsys):
-    clip = write_clip(tmp_path / "clip.mp4", 12)
-    assert main(["video", "predict", str(clip), "--start", "4", "--out", str(tmp_path / "cli.mp4"), "--device",
+    clip = write_clip(tmp_path / "clip.mp4", 16)  # the shipped model: 6 context frames, 5 predicted
+    assert main(["video", "predict", str(clip), "--start", "5", "--out", str(tmp_path / "cli.mp4"), "--device",
                  "cpu", "--json", "--quiet"]) == 0
     cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     res = predict_upload(Predictor.from_checkpoint(device="cpu"), clip, 0, 0, True, AppConfig(), tmp_path)
     rows = [r.split("|")[1:-1] for r in res.table.splitlines()[2:]]
-    assert len(rows) == 4 == cli["frames"]
+    assert len(rows) == 5 == cli["frames"]
     for h, row in enumerate(rows):
         assert [c.strip() for c in row[:4]] == [f"+{h + 1}", f"{cli['psnr'][h]:.2f}", f"{cli['copy_last_psnr'][h]:.2f}",
                                                 f"{cli['flow_psnr'][h]:.2f}"]
-    assert res.summary == "clip.mp4: 4 frames predicted (64x64) from frames 4..7 of 12; scored against the 4 frame(s) that follow"
+    assert res.summary == "clip.mp4: 5 frames predicted (64x64) from frames 5..10 of 16; scored against the 5 frame(s) that follow"
     unscored = predict_upload(Predictor.from_checkpoint(device="cpu"), clip, 2, 0, False, AppConfig(), tmp_path)
-    assert unscored.table is None and "from frames 8..11 of 12" in unscored.summary
+    assert unscored.table is None and "from frames 10..15 of 16" in unscored.summary
     with pytest.raises(InputError, match=r"frames 40: expected 0..32 \(--max-predict-frames\)"):
         predict_upload(Predictor.from_checkpoint(device="cpu"), clip, 40, 0, True, AppConfig(), tmp_path)
     with pytest.raises(InputError, match=r"adapt steps 2.5: expected a whole number"):
         predict_upload(Predictor.from_checkpoint(device="cpu"), clip, 0, 2.5, True, AppConfig(), tmp_path)
-    with pytest.raises(InputError, match="short.gif: 3 decodable frames; the model needs 4 context frames"):
+    with pytest.raises(InputError, match="short.gif: 3 decodable frames; the model needs 6 context frames"):
         predict_upload(Predictor.from_checkpoint(device="cpu"), write_clip(tmp_path / "short.gif", 3), 0, 0, True,
                        AppConfig(), tmp_path)
 

@@ -119,7 +119,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     big.write_bytes(os.urandom(int(1.5 * 2**20)))
     labels = write_label_map(d / "labels.nii.gz")
     return {"runs": runs, "outside": outside, "photo": builtin_photo(),
-            "clip": write_clip(d / "clip.mp4", 12), "short": write_clip(d / "short.gif", 3),
+            "clip": write_clip(d / "clip.mp4", 12), "long": write_clip(d / "long.mp4", 16),
+            "short": write_clip(d / "short.gif", 3),
             "corrupt": write_corrupt_image(d / "corrupt.png"), "big": big, "labels": labels,
             "truncated": write_truncated(d / "truncated.nii.gz", labels), "cwd": d}
 
@@ -250,24 +251,24 @@ def test_translate_a_clip_with_a_run_folder_model(page, files):
 
 def test_predict_a_clip_then_a_three_frame_clip_then_the_clip_again(page, files):
     _tab(page, "Predict")
-    _upload(page, "pr-upload", files["clip"])
+    _upload(page, "pr-upload", files["long"])  # the shipped model: 6 context frames, 5 predicted
     page.fill("#pr-adapt input", "2")
     status = _run(page, "pr", "predicted")
-    assert status.startswith("clip.mp4: 4 frames predicted (64x64) from frames 4..7 of 12 after 2 adapt steps")
-    assert status.endswith("scored against the 4 frame(s) that follow")
+    assert status.startswith("long.mp4: 5 frames predicted (64x64) from frames 5..10 of 16 after 2 adapt steps")
+    assert status.endswith("scored against the 5 frame(s) that follow")
     assert _video_size(page, "pr-video") == (64 + 2 + 64, 64)  # real | 2 px | model, as the CLI's side-by-side
     rows = page.locator("#pr-table tbody tr")
-    assert rows.count() == 4
+    assert rows.count() == 5
     cells = rows.nth(0).locator("td").all_inner_texts()
     assert cells[0] == "+1" and all(float(c) == float(c) for c in cells[1:])  # numbers, no NaN
     assert float(cells[1]) > 5 and float(cells[2]) > 5  # PSNR in dB of a prediction of a slow pan
     _screenshot(page, "predict")
 
     _upload(page, "pr-upload", files["short"])
-    _one_line_error(_run(page, "pr", "error"), "short.gif: 3 decodable frames; the model needs 4 context frames")
-    _upload(page, "pr-upload", files["clip"])
+    _one_line_error(_run(page, "pr", "error"), "short.gif: 3 decodable frames; the model needs 6 context frames")
+    _upload(page, "pr-upload", files["long"])
     page.fill("#pr-adapt input", "0")
-    assert _run(page, "pr", "predicted").startswith("clip.mp4: 4 frames predicted")
+    assert _run(page, "pr", "predicted").startswith("long.mp4: 5 frames predicted")
 
 
 def test_synthesize_slices_then_a_truncated_label_map_then_a_good_one(page, files):
@@ -289,11 +290,11 @@ def test_synthesize_slices_then_a_truncated_label_map_then_a_good_one(page, file
     _pick(page, "sy-model", "runs/label-model (model folder)")
     _upload(page, "sy-labels", files["labels"])
     status = _run(page, "sy", "label map")
-    labelled = int((nib.load(files["labels"]).get_fdata() > 0).any(axis=(0, 1)).sum())  # axial slices with labels
-    assert status.startswith(f"{labelled} slices from the label map labels.nii.gz: 32x32"), status
-    side = math.ceil(math.sqrt(labelled))  # slices per row, each shown at 128 px (32 px x 4)
-    assert _image_size(page, "sy-image") == (side * 128 + (side - 1) * 2, math.ceil(labelled / side) * 128
-                                              + (math.ceil(labelled / side) - 1) * 2)
+    slices = nib.load(files["labels"]).shape[2]  # one per axial slice of the map (unlabelled ones: background)
+    assert status.startswith(f"{slices} slices from the label map labels.nii.gz: 32x32"), status
+    side = math.ceil(math.sqrt(slices))  # slices per row, each shown at 128 px (32 px x 4)
+    assert _image_size(page, "sy-image") == (side * 128 + (side - 1) * 2, math.ceil(slices / side) * 128
+                                              + (math.ceil(slices / side) - 1) * 2)
 
 
 def test_runs_tab_shows_the_report_of_a_run(page, files):

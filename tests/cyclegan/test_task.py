@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 import torch
-from cyclegan_helpers import tiny
+from cyclegan_helpers import before_affine_free_norm, tiny
 from torch import nn
 
 from ganapps.cli import main
@@ -99,20 +99,6 @@ def adam_travel_bound(lr: float, beta1: float, beta2: float, steps: int) -> floa
     return total
 
 
-def before_affine_free_norm(net: nn.Module) -> set[str]:
-    """Names of conv biases that feed an InstanceNorm without affine: the norm subtracts the channel mean, so
-    their gradient is 0 in exact arithmetic and only rounding noise in floats. Adam scales that noise up to a
-    full step of either sign, and which sign depends on the CPU's kernels and thread count."""
-    names = set()
-    for prefix, module in net.named_modules():
-        children = list(module.named_children())
-        for (name, layer), (_, nxt) in zip(children, children[1:], strict=False):
-            if (isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)) and layer.bias is not None
-                    and isinstance(nxt, nn.InstanceNorm2d) and not nxt.affine):
-                names.add(f"{prefix}.{name}.bias".lstrip("."))
-    return names
-
-
 def _split(net: nn.Module, dead: set[str]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     live, zero = [], []
     for n, p in net.named_parameters():
@@ -127,8 +113,10 @@ def _flat(tensors) -> torch.Tensor:
 @pytest.mark.parametrize("batched,norm,batch_size", [(True, "instance", 1), (False, "instance", 2),
                                                      (True, "batch", 2)])
 def test_three_steps_match_the_reference_update(dataset, tmp_path, batched, norm, batch_size):
-    cfg = CycleGANConfig(**tiny(data=str(dataset), out=str(tmp_path / "run"), use_batched_calls=batched, norm=norm,
-                                batch_size=batch_size, pool_size=3, steps=100, lr_schedule="constant"))
+    # `--preset reference`: the reference's recipe (tiny only changes sizes and the run's bookkeeping)
+    cfg = CycleGANConfig(**{**PRESETS["reference"], **tiny(
+        data=str(dataset), out=str(tmp_path / "run"), use_batched_calls=batched, norm=norm, batch_size=batch_size,
+        pool_size=3, steps=100, lr_schedule="constant")})
     tr = Trainer(CycleGANTask(cfg))
     tr._build()
     nets = {k: copy.deepcopy(v) for k, v in tr.nets.items()}

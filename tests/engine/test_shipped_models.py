@@ -9,7 +9,7 @@ import pytest
 from ganapps.engine import checkpoint as ckpt
 from ganapps.engine.errors import InputError
 
-SHIPPED = ("cyclegan-default", "video-default", "video-mnist", "medical-default")
+SHIPPED = ("cyclegan-default", "video-default", "video-mnist", "medical-default", "medical-label")
 
 
 def _model(folder):
@@ -45,3 +45,11 @@ def test_a_missing_model_is_one_line_naming_where_it_looked(monkeypatch, tmp_pat
         ckpt.shipped_model("no-such-model")
     msg = str(e.value)
     assert "no-such-model" in msg and str(tmp_path / "env") in msg and "\n" not in msg
+
+
+def test_a_bare_name_of_a_shipped_model_resolves_to_its_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no folder of that name here
+    monkeypatch.delenv("GANAPPS_MODELS_DIR", raising=False)
+    assert ckpt.resolve("medical-label") == ckpt.shipped_model("medical-label")
+    with pytest.raises(InputError, match="no such run"):
+        ckpt.resolve("no-such-model")

@@ -94,6 +94,14 @@ def test_cli_sample_and_evaluate(tmp_path, head_nifti, capsys):
     assert code == 0
     assert {"swd", "kid", "precision", "recall", "ms_ssim_fake", "near_copy_share"} <= set(report)
     assert 0 <= report["near_copy_share"] <= 1 and report["n_fake"] == 16
+    code = main(["medical", "evaluate", "--model", str(run), "--n", "16", "--baselines", "--json", "--quiet"])
+    base = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["baselines"]
+    assert code == 0
+    # training slices are near-copies of themselves; the reference set covers itself (recall 1, SWD 0)
+    assert base["(b) random training slices"]["near_copy_share"] == 1.0
+    ref = base["(c) reference slices themselves"]
+    assert ref["recall"] == 1.0 and ref["swd"] == pytest.approx(0.0, abs=1e-9)
+    assert 0 <= base["(a) PCA Gaussian"]["recall"] <= 1
 
 
 @pytest.mark.parametrize("args", [
@@ -150,6 +158,30 @@ def test_intensity_extractor_blocks_are_hellinger_embeddings():
     torch.testing.assert_close(IntensityExtractor()(x[:1]), f[:1])
 
 
+def test_intensity_features_do_not_depend_on_the_background_level():
+    """A slice with background -1 and the same slice with background -0.97 (what a tanh generator gives) are
+    one image to a reader. Only the pixels whose 3x3 neighbourhood mixes background and tissue may move in
+    the gradient histogram; with a zero-padded Sobel every border pixel also moves (0.5 -> 0.485, bin 8 -> 7)."""
+    from ganapps.medical.evaluate import IntensityExtractor
+
+    s = 64
+    yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+    r2 = (yy - 31.5) ** 2 + (xx - 30.0) ** 2
+    tissue = r2 < 10**2  # a "brain" well inside the slice
+    img = torch.where(r2 < 5**2, 0.7, 0.1) + 0.05 * torch.sin(xx / 3.0)  # two tissues with texture
+    a = torch.where(tissue, img, torch.tensor(-1.0))[None, None]
+    b = torch.where(tissue, img, torch.tensor(-0.97))[None, None]
+    fa, fb = IntensityExtractor()(torch.cat([a, b]))
+    torch.testing.assert_close(fa[:32], fb[:32], rtol=0, atol=0)  # -1 and -0.97 share the lowest of 32 bins
+    mixed = torch.nn.functional.max_pool2d(tissue[None, None].float(), 3, 1, 1) - \
+        -torch.nn.functional.max_pool2d(-tissue[None, None].float(), 3, 1, 1)  # 1 where the 3x3 window mixes
+    moved_bound = float(mixed.sum()) / s**2
+    tv = float(((fa[32:48] ** 2) - (fb[32:48] ** 2)).abs().sum()) / 2  # total variation of the gradient histograms
+    assert moved_bound < 252 / s**2  # the ring is smaller than the border, so the bound below can catch it
+    assert tv <= moved_bound + 1e-6
+    assert float((fa[48:] - fb[48:]).abs().max()) <= 0.03 / 8 + 1e-6  # layout: cell means move by <= 0.03, / 8
+
+
 def test_a_model_folder_written_by_the_previous_release_loads_with_a_warning(tmp_path):
     """Before width was `width`, medical configs named it `channels` (and the GAN loss `loss`)."""
     import shutil
@@ -171,3 +203,50 @@ def test_a_model_folder_written_by_the_previous_release_loads_with_a_warning(tmp
         "option 'loss' is deprecated; use 'gan_loss' (the old name is accepted until the next release)"]
     assert synth.config.width == 12 and synth.config.channels == 1
     assert torch.equal(synth(4, seed=0), Synthesizer.from_checkpoint(shipped)(4, seed=0))
+
+
+def test_a_position_model_samples_a_whole_stack_in_order_at_the_training_spacing(tmp_path, head_nifti, capsys):
+    from ganapps.cli import main
+    from ganapps.medical.data import SliceDataset
+
+    run = _train(tmp_path, head_nifti, "position", "run").run_dir
+    synth = Synthesizer.from_checkpoint(run, device="cpu")
+    train = SliceDataset(synth.config, "train")
+    depth = 16  # the phantom's axial slices
+    assert float(synth.gen.position_step) == pytest.approx(1 / (depth - 1))
+    pos = synth.stack_positions()
+    ks = (pos * (depth - 1)).round()
+    trained = sorted(round(p * (depth - 1)) for _, _, p in train.index)
+    assert ks.tolist() == list(range(trained[0], trained[-1] + 1))  # every grid slice, first to last, in order
+    brain = synth.stack(seed=2)
+    assert brain.shape == (len(pos), 1, 32, 32)
+    torch.testing.assert_close(brain, synth.stack(seed=2))
+    # one latent for the stack: the same as sampling those positions with that latent repeated
+    z = torch.randn(1, synth.config.z_dim, generator=torch.Generator().manual_seed(2)).expand(len(pos), -1)
+    torch.testing.assert_close(brain, synth._generate(z, pos, 64))
+    assert main(["medical", "sample", "--model", str(run), "--out", str(tmp_path / "brain.nii.gz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == len(pos)
+    img = nib.load(str(tmp_path / "brain.nii.gz"))
+    assert img.shape == (32, 32, len(pos)) and nib.aff2axcodes(img.affine) == ("R", "A", "S")
+    assert img.header.get_zooms() == pytest.approx(synth.spacing_mm)  # 2 mm apart, like the training slices
+    # --n walks n evenly spaced positions; the stack says how far apart they are
+    assert main(["medical", "sample", "--model", str(run), "--n", "4", "--out", str(tmp_path / "w.nii.gz")]) == 0
+    capsys.readouterr()
+    gap_slices = (trained[-1] - trained[0]) / 3
+    assert nib.load(str(tmp_path / "w.nii.gz")).header.get_zooms()[2] == pytest.approx(2.0 * gap_slices, rel=1e-5)
+
+
+def test_weights_without_a_position_step_load_and_ask_for_n(tmp_path, head_nifti):
+    from safetensors.torch import load_file, save_file
+
+    run = _train(tmp_path, head_nifti, "position", "run").run_dir
+    Synthesizer.from_checkpoint(run, device="cpu").export(tmp_path / "m", fp16=False)
+    w = load_file(str(tmp_path / "m" / "weights.safetensors"))
+    save_file({k: v for k, v in w.items() if not k.endswith("position_step")}, str(tmp_path / "m" / "weights.safetensors"))
+    old = Synthesizer.from_checkpoint(tmp_path / "m", device="cpu")
+    assert float(old.gen.position_step) == 0
+    with pytest.raises(InputError, match="do not record the training slice step"):
+        old.stack()
+    assert old(3, seed=0).shape == (3, 1, 32, 32)
+    with pytest.raises(InputError, match="position-conditioned"):
+        Synthesizer.from_checkpoint(device="cpu").stack()  # the shipped unconditional model

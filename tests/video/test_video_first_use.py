@@ -14,7 +14,7 @@ from recipe_helpers import make_wheel, sha256, use_local_index
 from ganapps.cli import main
 from ganapps.recipes import video_photos
 
-TINY = ["--preset", "tiny", "--steps", "1", "--quiet", "--no-write-report", "--json"]
+TINY = ["--preset", "tiny", "--dataset", "photos", "--steps", "1", "--quiet", "--no-write-report", "--json"]
 
 
 def _png(seed: int) -> bytes:

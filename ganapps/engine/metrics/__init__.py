@@ -1,8 +1,9 @@
 """GAN evaluation metrics that work offline: FID/KID/IS, any-feature Frechet and kernel distances, sliced
-Wasserstein distance, precision/recall/density/coverage, PSNR/SSIM/MS-SSIM, memorization audit.
+Wasserstein distance, precision/recall/density/coverage, PSNR/SSIM/MS-SSIM, memorization audit, checkerboard index.
 Must not import Typer or any task package; never downloads weights.
 """
 
+from ganapps.engine.metrics.checkerboard import checkerboard_index, lattice_energy_index
 from ganapps.engine.metrics.features import (
     Extractor,
     PixelExtractor,
@@ -46,6 +47,7 @@ __all__ = [
     "Memorization",
     "PixelExtractor",
     "as_images",
+    "checkerboard_index",
     "extract_features",
     "feature_statistics",
     "fid_from_features",
@@ -57,6 +59,7 @@ __all__ = [
     "iter_image_batches",
     "kid_from_features",
     "laplacian_pyramid",
+    "lattice_energy_index",
     "list_image_files",
     "load_fid_inception",
     "load_images",
