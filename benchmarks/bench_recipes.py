@@ -26,6 +26,7 @@ STEPS = 800
 EVAL_AT = (200, 400, 800)
 SIZE = {"preprocess": "crop", "load_size": 64, "crop_size": 64}
 RECIPES = {  # recipe -> (preset, options over it)
+    "colour": ("colour_fast", {}),
     "default": ("fast", {}),
     "reference": ("reference_fast", {}),
 }

@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from ganapps._cli import train_command
-from ganapps.cyclegan.config import CPU_SIZE, METHOD_PRESETS, PRESETS, RECIPE, TINY, CycleGANConfig
+from ganapps.cyclegan.config import CPU_SIZE, HYBRID, METHOD_PRESETS, PRESETS, RECIPE, TINY, CycleGANConfig
 from ganapps.engine.errors import InputError
 
 
@@ -45,7 +45,10 @@ def test_size_presets_give_the_other_methods_sizes_only():
     assert cut.crop_size == CPU_SIZE["crop_size"] and cut.gen == "resnet_6blocks" and cut.lambda_colour == 0
     assert cut.use_antialias and cut.init == "xavier"  # CUT's own recipe kept
     fast = _resolved(["--preset", "fast"])
-    assert {k: getattr(fast, k) for k in RECIPE} == RECIPE and fast.crop_size == CPU_SIZE["crop_size"]
+    recipe = {k: v for k, v in HYBRID.items() if k != "identity_decay_steps"}
+    assert {k: getattr(fast, k) for k in recipe} == recipe and fast.crop_size == CPU_SIZE["crop_size"]
+    colour = _resolved(["--preset", "colour_fast"])
+    assert {k: getattr(colour, k) for k in RECIPE} == RECIPE and colour.crop_size == CPU_SIZE["crop_size"]
     p2p = _resolved(["--method", "pix2pix", "--preset", "tiny", "--gen", "unet_128"])
     assert p2p.gen == "unet_128" and p2p.crop_size == TINY["crop_size"] and p2p.norm == "batch"
 

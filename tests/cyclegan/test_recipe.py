@@ -201,10 +201,10 @@ def test_checkerboard_index_flags_a_checkerboard_not_a_blur_or_a_colour_grade():
         checkerboard_index(x[..., :62], x[..., :62])
 
 
-def test_default_recipe_trains_resumes_exactly_and_exports(dataset, tmp_path, capsys):
-    """A few steps of `--preset default` at a tiny size (colourtone, dual critic, colour loss, identity decay,
+def test_colour_recipe_trains_resumes_exactly_and_exports(dataset, tmp_path, capsys):
+    """A few steps of `--preset colour` at a tiny size (colourtone, dual critic, colour loss, identity decay,
     EMA): the resumed run lands on the same weights (the colour loss's image history is in the checkpoint)."""
-    size = ["--load-size", "36", "--crop-size", "32", "--eval-images", "4", "--preview-images", "2",
+    size = ["--preset", "colour", "--load-size", "36", "--crop-size", "32", "--eval-images", "4", "--preview-images", "2",
             "--no-use-tensorboard", "--no-write-report", "--quiet", "--identity-decay-steps", "3"]
     full = tmp_path / "full"
     assert main(["cyclegan", "train", "--data", str(dataset), "--out", str(full), "--steps", "4",
