@@ -271,20 +271,22 @@ def test_translate_a_clip_keeps_rate_size_timing_and_audio(tmp_path, capsys):
     assert sorted(p.name for p in dst.parent.iterdir()) == ["painted.mp4"]  # no partial file left
 
 
-def test_audio_the_output_cannot_hold_is_re_encoded_and_no_temporal_is_per_frame(tmp_path, shipped):
+def test_audio_the_output_cannot_hold_is_re_encoded_and_no_temporal_is_per_frame(tmp_path, shipped, monkeypatch):
     frames, _, _ = shots(n=4, size=48)
     src = write_clip(tmp_path / "in.mkv", frames, fps=Fraction(10), audio="pcm_s16le")
+    written = []  # the frames handed to the encoder
+    original = ClipWriter.write
+    monkeypatch.setattr(ClipWriter, "write", lambda self, frame, pts=None: (written.append(frame.copy()),
+                                                                            original(self, frame, pts))[1])
     assert main(["cyclegan", "translate", str(src), "--out", str(tmp_path / "o.mp4"), "--no-temporal", "--quiet"]) == 0
     out, rate, samples, codec = read_back(tmp_path / "o.mp4")
-    assert codec == "aac" and samples >= 16000 * 1.2 - 1024 and rate == 10 and len(out) == 12
+    assert codec == "aac" and samples >= 16000 * 1.2 - 1024 and rate == 10 and len(out) == 12 == len(written)
     with av.open(str(src)) as c:
         decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    # per-frame: every decoded frame translated on its own, then the same encoder (x264 is deterministic)
-    writer = ClipWriter(tmp_path / "expected.mp4", width=48, height=48, fps=Fraction(10))
-    for f in decoded:
-        writer.write(shipped(f))
-    expected, _, _, _ = read_back(writer.close())
-    assert np.array_equal(out, expected)
+    # per-frame: every decoded frame translated on its own. The same float maths, but CPU kernels may round the
+    # last bit differently from one call to the next, which moves a value across a uint8 rounding edge: 1 level
+    for got, f in zip(written, decoded, strict=True):
+        assert np.abs(got.astype(int) - shipped(f).astype(int)).max() <= 1
 
 
 def test_evaluate_on_a_clip_prints_the_flicker_figures(tmp_path, capsys):
