@@ -30,7 +30,7 @@ demo: install
 		--model runs/demo-cyclegan --out runs/demo-cyclegan/translated --grid runs/demo-cyclegan/grid.png
 
 # Every benchmarks/bench_*.py in turn (`python -m benchmarks --list`: cyclegan, engine, medical, methods, painting,
-# recipes, video); some of them, with options: make bench BENCH="methods -- --minutes 2,4"
+# recipes, video, vidtrans); some of them, with options: make bench BENCH="methods -- --minutes 2,4"
 BENCH ?=
 bench: install
 	$(BIN)/python -m benchmarks $(BENCH)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ._cli import print_json
+from .engine.errors import InputError
+from .engine.export import FORMATS, PARITY_TOLERANCE
 from .engine.inference import DEVICE_HELP, InferenceModel
 
 MAX_DEFAULT_THREADS = 4
@@ -48,23 +50,58 @@ def load(cls: type[InferenceModel], model: Path | None, device: str, **options: 
     return cls.from_checkpoint(model, device=device, **options)
 
 
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """"128,257x301" -> [(128, 128), (257, 301)] (H x W; one number is a square)."""
+    sizes = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        parts = item.lower().split("x")
+        if len(parts) not in (1, 2) or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise InputError(f"--check-sizes {text}: expected sizes like 128 or 257x301, comma separated")
+        h, w = int(parts[0]), int(parts[-1])
+        sizes.append((h, w))
+    if not sizes:
+        raise InputError(f"--check-sizes {text!r}: expected at least one size like 128 or 257x301")
+    return sizes
+
+
 def export_command(app: typer.Typer, cls: type[InferenceModel]) -> None:
-    """Register `export RUN --out DIR [--fp16/--fp32]` on a task's app: `cls.from_checkpoint(RUN).export(DIR)`."""
+    """Register `export RUN --out DIR [--format safetensors|onnx|torchscript] [--fp16/--fp32] [--check-sizes]`
+    on a task's app: `cls.from_checkpoint(RUN).export(DIR, ...)`."""
 
     def export(
         run: Annotated[Path, typer.Argument(help="run folder, checkpoint folder, model folder or .safetensors file")],
-        out: Annotated[Path, typer.Option("--out", help="model folder to write (weights.safetensors + config.yaml)")],
-        fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="store parameters as float16 (loaded back as "
-                                                                 "float32)")] = True,
+        out: Annotated[Path, typer.Option("--out", help="folder to write (safetensors: weights.safetensors + "
+                                                        "config.yaml; onnx/torchscript: one graph per net + "
+                                                        "config.yaml + export.json)")],
+        fmt: Annotated[str, typer.Option("--format", help="safetensors (a model folder for --model), onnx (ONNX "
+                                                          "Runtime and others) or torchscript; graphs are float32 "
+                                                          "and written only if they match PyTorch within "
+                                                          f"{PARITY_TOLERANCE:g}")] = "safetensors",
+        fp16: Annotated[Optional[bool], typer.Option("--fp16/--fp32", help="safetensors: store parameters as "  # noqa: UP045
+                                                     "float16 (loaded back as float32; the default)")] = None,
+        check_sizes: Annotated[Optional[str], typer.Option(  # noqa: UP045
+            "--check-sizes", help="onnx/torchscript of nets that take any size: the image sizes the parity check "
+                                  "runs at, e.g. 128,257x301,720x1280 (default: two odd sizes)")] = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
     ) -> None:
-        result = cls.from_checkpoint(run, device="cpu").export(out, fp16=fp16)
+        sizes = parse_sizes(check_sizes) if check_sizes is not None else None
+        if fmt not in FORMATS:
+            raise InputError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+        if fmt != "safetensors":
+            inference_threads()
+        result = cls.from_checkpoint(run, device="cpu").export(out, fp16=fp16, format=fmt, sizes=sizes)
         if json_out:
             print_json(result)
-        elif not quiet:
+        elif quiet:
+            pass
+        elif fmt == "safetensors":
             print(f"{result['weights']}  sha256 {result['sha256']}  ({', '.join(result['nets'])}, {result['dtype']})")
+        else:
+            for path, (net, diff) in zip(result["files"], result["max_abs_diff"].items(), strict=True):
+                print(f"{path}  sha256 {result['sha256'][net]}  parity: max |diff| {diff:.2g} to PyTorch over "
+                      f"{result['checks'][net]} input sets (limit {PARITY_TOLERANCE:g})")
 
-    export.__doc__ = (f"Write a small model folder holding only the nets {cls.__name__} uses (EMA copies when the "
-                      f"checkpoint has them), for --model.")
+    export.__doc__ = (f"Write the nets {cls.__name__} uses (EMA copies when the checkpoint has them): a small model "
+                      f"folder for --model, or ONNX / TorchScript graphs checked against PyTorch.")
     app.command("export")(export)

@@ -25,6 +25,23 @@ def _interp_knots(u: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
     return lo + (hi - lo) * frac
 
 
+def _area_weights(n: int, size: int, like: torch.Tensor) -> torch.Tensor:
+    """(size, n): row i averages input positions floor(i n / size) .. ceil((i + 1) n / size) - 1, the windows of
+    adaptive average pooling, built from n at run time."""
+    i = torch.arange(size, device=like.device)[:, None]  # (size, 1)
+    j = torch.arange(n, device=like.device)[None, :]  # (1, n)
+    inside = (j >= i * n // size) & (j < ((i + 1) * n + size - 1) // size)
+    w = inside.to(like.dtype)
+    return w / w.sum(1, keepdim=True)
+
+
+def area_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """F.interpolate(x, (size, size), mode="area") as two matrix products, for graphs that take any H, W.
+    (B, C, H, W) -> (B, C, size, size)."""
+    h, w = x.shape[-2:]
+    return _area_weights(h, size, x) @ x @ _area_weights(w, size, x).T
+
+
 class ColourToneGenerator(nn.Module):
     """A global colour/tone translator, optionally plus a local `detail` residual net.
     (B, 3, H, W) in [-1, 1] -> (B, 3, H, W) (not clamped: the Translator clamps).
@@ -71,8 +88,11 @@ class ColourToneGenerator(nn.Module):
 
     def params(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, n_params) per-image parameters."""
-        small = x if x.shape[-2:] == (self.stat_size, self.stat_size) else \
-            F.interpolate(x, size=(self.stat_size, self.stat_size), mode="area")  # (B, 3, S, S)
+        # always resized (the identity at S x S): a branch on the input's size would be fixed by the exporters
+        if torch.compiler.is_exporting():  # torch.export (ONNX) fixes adaptive pooling's windows to the traced size
+            small = area_resize(x, self.stat_size)
+        else:
+            small = F.interpolate(x, size=(self.stat_size, self.stat_size), mode="area")  # (B, 3, S, S)
         h = self.enc(small).mean(dim=(2, 3))  # (B, 4 feat)
         stats = torch.cat([small.mean(dim=(2, 3)), small.std(dim=(2, 3))], 1)  # (B, 6)
         return self.head(torch.cat([h, stats.to(h.dtype)], 1))

@@ -1,14 +1,16 @@
 """Inference for the translation methods: `Translator` (on the engine's `InferenceModel`: `from_checkpoint`,
 `export`) loads a run, checkpoint or model folder and translates tensors, arrays, PIL images, files and folders,
 in each direction the model learned (CycleGAN: both; CUT, FastCUT, pix2pix: the one they were trained for),
-any size (overlapping tiles beyond a size limit). Imports the engine and this package's config, data and nets;
-never training code.
+any size (overlapping tiles beyond a size limit), and streams of video frames (optionally made temporally
+consistent, `temporal.py`; whole clip files: `video.py`). Imports the engine and this package's config, data,
+nets and temporal modules; never training code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from ..engine.inference import InferenceModel
 from .config import CycleGANConfig
 from .data import list_images, read_image, to_array
 from .nets import build_generator
+from .temporal import TemporalFilter
 
 DIRECTIONS = {"a2b": "gen_ab", "b2a": "gen_ba"}  # direction -> the generator that runs it
 
@@ -111,6 +114,22 @@ def _as_tensor(x: torch.Tensor, channels: int) -> tuple[torch.Tensor, bool]:
     return x.float(), squeeze
 
 
+class PaddedGenerator(nn.Module):
+    """A generator as it is exported: images of any size (B, C, H, W) in [-1, 1], reflect-padded on the bottom
+    and right to the net's `multiple` and cropped back, as `Translator` does (sides >= `multiple`, where
+    `Translator` would switch to replicate padding) -> (B, C_out, H, W)."""
+
+    def __init__(self, net: nn.Module, multiple: int):
+        super().__init__()
+        self.net, self.multiple = net, multiple
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        ph, pw = (self.multiple - h % self.multiple) % self.multiple, (self.multiple - w % self.multiple) % self.multiple
+        x = F.pad(image, (0, pw, 0, ph), mode="reflect")  # (B, C, H + ph, W + pw)
+        return self.net(x)[..., :h, :w]
+
+
 class Translator(InferenceModel):
     """Translate images A -> B (`direction="a2b"`) or B -> A with a trained model's generators (CycleGAN has
     both; CUT, FastCUT and pix2pix have the one of the direction they learned: `directions`).
@@ -155,6 +174,35 @@ class Translator(InferenceModel):
         return cls(nets.get("gen_ab"), nets.get("gen_ba"), config=config, channels=config.channels,
                    multiple=next(iter(nets.values())).size_multiple, device=device, **options)
 
+    def export_graphs(self, sizes: list[tuple[int, int]] | None = None) -> list:
+        """The generators of the directions the model learned (`gen_ab`, `gen_ba`; CUT, FastCUT and pix2pix have
+        one) as graphs image (B, C, H, W) -> translated (B, C, H, W), any
+        batch and any H, W from the net's multiple up (padding inside the graph, no tiling), traced at batch 2
+        and 64x64 and checked at `sizes` (the first at batch 3, the others at batch 1; default 67x93 and 257x301,
+        at least the multiple plus odd margins)."""
+        from ..engine.export import Graph
+
+        m, c = self.multiple, self.channels
+        if sizes is None:
+            sizes = [(max(67, m + 3), max(93, m + 37)), (max(257, 2 * m + 1), max(301, 2 * m + 45))]
+        small = [(h, w) for h, w in sizes if min(h, w) < m]
+        if small:
+            raise InputError(f"--check-sizes {small[0][0]}x{small[0][1]}: this generator takes sides of at least "
+                             f"{m} pixels")
+        g = torch.Generator().manual_seed(0)
+
+        def image(b: int, h: int, w: int) -> torch.Tensor:
+            return torch.rand(b, c, h, w, generator=g) * 2 - 1
+
+        example = max(64, m)  # batch 2: an exporter may fix a size of 1 as a constant
+        return [Graph(name, PaddedGenerator(self.export_net(name), m), {"image": image(2, example, example)},
+                      ["translated"], dynamic={"image": {0: "batch", 2: "height", 3: "width"}},
+                      checks=[{"image": image(3 if i == 0 else 1, h, w)} for i, (h, w) in enumerate(sizes)],
+                      dim_min={"height": m, "width": m},
+                      note=f"direction {d}: image (batch, {c}, height, width) float32 in [-1, 1], sides >= {m}, "
+                           f"-> translated, same shape, in [-1, 1]; no tiling inside (tile large images yourself)")
+                for d, name in DIRECTIONS.items() if d in self.directions]
+
     def translate_tensor(self, x: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         """(B, C, H, W) float32 in [-1, 1] -> (B, C, H, W) float32 in [-1, 1] on the CPU."""
         if direction not in DIRECTIONS:
@@ -169,6 +217,49 @@ class Translator(InferenceModel):
             outs = [run_tiled(net, xi[None].to(self.device), multiple=self.multiple, tile_size=self.tile_size,
                               tile_overlap=self.tile_overlap) for xi in x]
         return torch.cat(outs).float().cpu().clamp(-1, 1)
+
+    def translate_frames(self, frames: Iterable, direction: str = "a2b", *,
+                         temporal: float | TemporalFilter | None = None) -> Iterator:
+        """Translate a stream of video frames one at a time, in constant memory: each item of `frames` (any
+        iterable, e.g. a decoder) is a uint8 array (H, W) or (H, W, C), a PIL image, or a tensor (C, H, W) in
+        [-1, 1]; a uint8 array (H, W, channels) comes out for arrays and images, a (C, H, W) tensor for tensors.
+
+        `temporal`: a strength in [0, 1) (0 or None: every frame on its own) or a `TemporalFilter`; the output
+        is then blended with the previous output carried along the input's optical flow, where the motion is
+        reliable, and starts afresh at shot cuts (see `TemporalFilter`).
+
+        >>> for out in translator.translate_frames(decoder, temporal=0.7): writer.write(out)  # doctest: +SKIP
+        """
+        if isinstance(temporal, TemporalFilter):
+            filt = temporal
+        elif temporal:
+            filt = TemporalFilter(float(temporal))
+        else:
+            filt = None
+        for i, frame in enumerate(frames):
+            as_tensor = isinstance(frame, torch.Tensor)
+            if as_tensor:
+                x, _ = _as_tensor(frame, self.channels)
+                if x.shape[0] != 1:
+                    raise InputError(f"frame {i}: tensor of shape {tuple(frame.shape)}; expected one frame (C, H, W)")
+                arr = tensor_to_array(x[0])  # what the filter measures motion on
+            elif isinstance(frame, Image.Image):
+                arr = to_array(frame, self.channels, f"frame {i}")
+            elif isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim in (2, 3):
+                if frame.ndim == 3 and frame.shape[2] == self.channels:
+                    arr = frame
+                else:
+                    arr = to_array(Image.fromarray(frame[:, :, 0] if frame.ndim == 3 and frame.shape[2] == 1
+                                                   else frame), self.channels, f"frame {i}")
+            else:
+                raise InputError(f"frame {i}: a {type(frame).__name__}"
+                                 f"{f' {frame.dtype} {frame.shape}' if isinstance(frame, np.ndarray) else ''}; "
+                                 f"expected a uint8 array (H, W[, C]), a PIL image or a tensor (C, H, W)")
+            y = self.translate_tensor(x if as_tensor else array_to_tensor(arr)[None], direction)[0]  # (C, H, W)
+            if filt is not None:
+                out = filt(arr, ((y + 1) / 2).permute(1, 2, 0).numpy())  # (H, W, C) in [0, 1]
+                y = torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1) * 2 - 1
+            yield y if as_tensor else tensor_to_array(y)
 
     def _translate_array(self, arr: np.ndarray, direction: str) -> torch.Tensor:
         """(H, W, C) uint8 -> (C, H, W) in [-1, 1]."""

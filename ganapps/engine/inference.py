@@ -1,14 +1,18 @@
 """The base every task's inference class stands on (`Translator`, `Predictor`, `Synthesizer`): loading a run,
-checkpoint or model folder (or the task's shipped default model), the device rule, and export to a weights-only
-model folder. Imports the engine's checkpoint and config code and torch; never a task, Typer or training code.
+checkpoint or model folder (or the task's shipped default model), the device rule, and export: to a weights-only
+model folder (safetensors, the default), or to ONNX / TorchScript graphs checked against PyTorch (`export.py`).
+Imports the engine's checkpoint, config and export code and torch; never a task, Typer or training code.
 
     >>> from ganapps.video import Predictor
     >>> pred = Predictor.from_checkpoint()              # the shipped default model, on cuda when there is one
     >>> pred.export("my-model", fp16=True)              # {"weights": ..., "sha256": ..., "nets": ["gen"], ...}
+    >>> pred.export("my-onnx", format="onnx")           # {"files": [".../gen.onnx"], "max_abs_diff": ..., ...}
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -93,18 +97,45 @@ class InferenceModel:
         model.source = folder
         return model
 
-    def export(self, out: str | os.PathLike, *, fp16: bool = True) -> dict[str, Any]:
-        """Write a model folder OUT/{weights.safetensors, config.yaml} holding only what inference needs.
+    def export_net(self, name: str) -> nn.Module:
+        """A float32 CPU copy of one net in eval mode (what graph exports trace; this model is left as it is)."""
+        return copy.deepcopy(self.nets[name]).float().cpu().eval()
 
-        Parameters are stored as float16 when `fp16` (half the size; `from_checkpoint` loads them back as
-        float32), buffers (e.g. a slice spacing or position range) always at their own precision. Each file is
-        written under a temporary name and renamed into place. Returns {"weights", "sha256", "config", "nets",
-        "dtype"}."""
+    def export_graphs(self, sizes: list[tuple[int, int]] | None = None) -> list:
+        """The task's nets as `export.Graph`s (inputs, dynamic dimensions, parity checks; `sizes` (H, W) of the
+        check inputs for nets that take any size), on the CPU in float32. Tasks override this."""
+        raise InputError(f"{type(self).__name__}: this model has no graph export; use --format safetensors")
+
+    def export(self, out: str | os.PathLike, *, fp16: bool | None = None, format: str = "safetensors",
+               sizes: list[tuple[int, int]] | None = None) -> dict[str, Any]:
+        """Write the model for use elsewhere. `format="safetensors"` (the default): a model folder
+        OUT/{weights.safetensors, config.yaml} holding only what inference needs, for `from_checkpoint`.
+        "onnx" / "torchscript": one graph file per net (`export_graphs`), float32, each checked against PyTorch
+        on inputs of several sizes (`sizes`) and refused, with nothing written, beyond export.PARITY_TOLERANCE
+        (see `export.export_graphs`).
+
+        safetensors: parameters are stored as float16 when `fp16` (default; half the size; `from_checkpoint`
+        loads them back as float32), buffers (e.g. a slice spacing or position range) always at their own
+        precision. Each file is written under a temporary name and renamed into place. Returns {"weights",
+        "sha256", "config", "nets", "dtype"}."""
+        from .export import FORMATS, check_destination, export_graphs
+
+        if format not in FORMATS:
+            raise InputError(f"--format {format}: expected one of {', '.join(FORMATS)}")
+        if format != "safetensors":
+            if fp16:
+                raise InputError(f"--fp16: {format} exports are float32 (checked against float32 PyTorch); "
+                                 f"float16 storage is for --format safetensors")
+            if self.config is None:
+                raise ValueError("this model was built without its config; export needs one (see from_checkpoint)")
+            return export_graphs(self.export_graphs(sizes), out, format, config_yaml=to_yaml(self.config))
+        if sizes:
+            raise InputError("--check-sizes: only graph exports (onnx, torchscript) run parity checks")
+        fp16 = True if fp16 is None else fp16
         from safetensors.torch import save_file
 
         out = Path(out)
-        if out.exists() and not out.is_dir():
-            raise InputError(f"{out}: exists and is not a folder; expected a model folder to write")
+        check_destination(out, "a model folder to write")
         if self.config is None:
             raise ValueError("this model was built without its config; export needs one (see from_checkpoint)")
         nets = {}
@@ -113,19 +144,24 @@ class InferenceModel:
             nets[name] = {k: v.half() if fp16 and k in params and v.is_floating_point() else v
                           for k, v in net.state_dict().items()}
         dtype = "float16" if fp16 else "float32"
-        out.mkdir(parents=True, exist_ok=True)
         weights, config = out / ckpt.WEIGHTS, out / ckpt.CONFIG
         tmp_w, tmp_c = (p.with_name(f".{p.name}.tmp{os.getpid()}") for p in (weights, config))
+        made = [p for p in (out, *out.parents) if not p.exists()]  # folders to remove again if writing fails
         try:
+            out.mkdir(parents=True, exist_ok=True)
             save_file(ckpt.flatten_weights(nets), str(tmp_w),
                       metadata={"format": "ganapps", "dtype": dtype, "nets": ",".join(nets)})
             tmp_c.write_text(to_yaml(self.config))
             os.replace(tmp_w, weights)
             os.replace(tmp_c, config)
+            made = []
         except OSError as e:
             raise InputError(f"{out}: cannot write the model folder ({e.strerror or e})") from None
         finally:
             tmp_w.unlink(missing_ok=True)
             tmp_c.unlink(missing_ok=True)
+            for folder in made:  # a failed write: the (empty) folders this call made go again, deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
         return {"weights": str(weights), "sha256": ckpt.file_digest(weights), "config": str(config),
                 "nets": list(nets), "dtype": dtype}

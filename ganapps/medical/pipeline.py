@@ -26,6 +26,20 @@ from .labels import area_mode
 from .nets import build_generator, position_features
 
 
+class SliceGraph(torch.nn.Module):
+    """A slice generator as exported: z (B, z_dim) [+ position (B,) in the training range, turned into Fourier
+    features inside | labels one-hot (B, K, S, S)] -> image (B, 1, S, S) in [-1, 1]."""
+
+    def __init__(self, gen: torch.nn.Module, condition: str):
+        super().__init__()
+        self.gen, self.condition = gen, condition
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.condition == "position":
+            return self.gen(z, position_features(cond))
+        return self.gen(z, cond) if cond is not None else self.gen(z)
+
+
 class Synthesizer(InferenceModel):
     """A slice generator with its training options. `__call__(n, seed)` samples n slices (position models
     walk evenly through the training slice positions, so a stack looks like a volume); `from_labels(maps)`
@@ -51,6 +65,40 @@ class Synthesizer(InferenceModel):
     @property
     def gen(self) -> torch.nn.Module:
         return self.nets["gen"]
+
+    def export_graphs(self, sizes: list[tuple[int, int]] | None = None) -> list:
+        """The generator as one graph `gen`: z (1, z_dim) [+ position (1,) | labels (1, K, S, S) one-hot] ->
+        image (1, 1, S, S) (the net is built for its size S), checked on three draws. The batch is fixed at one
+        slice: the generators reshape with `len(z)`, a Python int that tracing (TorchScript, and torch.export
+        behind ONNX) turns into a constant; exported with a dynamic batch they run only at the traced one."""
+        from ..engine.export import Graph
+
+        if sizes:
+            raise InputError(f"--check-sizes: the slice generator makes {self.size}x{self.size} images; there are "
+                             f"no sizes to choose")
+        c = self.config
+        g = torch.Generator().manual_seed(0)
+        cond_name = {"position": "position", "label": "labels"}.get(c.condition)
+
+        def feeds(b: int) -> dict[str, torch.Tensor]:
+            out = {"z": torch.randn(b, c.z_dim, generator=g)}
+            if c.condition == "position":
+                lo, hi = (float(v) for v in self.gen.position_range)
+                out["position"] = lo + (hi - lo) * torch.rand(b, generator=g)
+            elif c.condition == "label":
+                labels = torch.randint(0, c.num_classes, (b, self.size, self.size), generator=g)
+                out["labels"] = one_hot(labels, c.num_classes)
+            return out
+
+        note = f"z (1, {c.z_dim}) standard normal"
+        if cond_name == "position":
+            note += " and position (1,): a slice position in the training range (the gen.position_range buffer)"
+        elif cond_name == "labels":
+            note += f" and labels (1, {c.num_classes}, {self.size}, {self.size}) one-hot float32"
+        note += (f" -> image (1, 1, {self.size}, {self.size}) in [-1, 1]; one slice per call (the generator reshapes "
+                 f"with len(z), which a traced graph keeps as a constant)")
+        return [Graph("gen", SliceGraph(self.export_net("gen"), c.condition), feeds(1), ["image"],
+                      checks=[feeds(1), feeds(1)], note=note)]
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:

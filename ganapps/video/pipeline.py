@@ -24,7 +24,7 @@ from ..engine.inference import InferenceModel
 from ..engine.metrics.image_quality import psnr, ssim
 from .config import VideoConfig
 from .data import iter_frames, probe, to_tensor
-from .nets import build_predictor, motion_prior, warp
+from .nets import PRIOR_PAIRS, build_predictor, motion_prior, warp
 
 
 def _as_frames(frames, what: str = "frames") -> torch.Tensor:
@@ -65,6 +65,31 @@ def match_channels(x: torch.Tensor, channels: int, what: str) -> torch.Tensor:
     raise InputError(f"{what}: {c} channels, the model expects {channels}")
 
 
+class RolloutGraph(nn.Module):
+    """A predictor's roll-out of `future` frames as one graph, for export: context (B, Tc, C, H, W) in [-1, 1]
+    [, priors (B, Tc, 2, H, W) | flows (B, 6, 2, H, W)] -> (B, future, C, H, W). The roll-out is a loop over a
+    fixed number of frames, so `future` is fixed when exported (roll longer by feeding predictions back as
+    context). OpenCV Farneback flow is not a torch operation, so where a net uses it, it is an input: the
+    flowprior head's prior of context step t is `motion_prior(context[:, :t + 1], PRIOR_PAIRS)`
+    (`Predictor.motion_priors`); TrustNet's are `trust.context_flows(context)` (its six flow pairs)."""
+
+    def __init__(self, net: nn.Module, future: int, takes_flows: bool = False):
+        super().__init__()
+        self.net, self.future, self.takes_flows = net, future, takes_flows
+
+    def forward(self, context: torch.Tensor, priors: torch.Tensor | None = None) -> torch.Tensor:
+        if priors is None:
+            return self.net(context, self.future)
+        if self.takes_flows:
+            return self.net(context, self.future, flows=priors)
+        given = list(priors.unbind(1))  # Tc x (B, 2, H, W)
+        self.net._priors = lambda _context: given  # this call only: the priors fed in, not computed by OpenCV
+        try:
+            return self.net(context, self.future)
+        finally:
+            del self.net._priors
+
+
 class Predictor(InferenceModel):
     """Continue a clip: the last `context` frames in, `frames` predicted frames out.
 
@@ -103,6 +128,52 @@ class Predictor(InferenceModel):
     @property
     def size(self) -> int:
         return self.config.size
+
+    @staticmethod
+    def motion_priors(context: torch.Tensor) -> torch.Tensor:
+        """The flowprior head's motion priors of a context (B, Tc, C, H, W): (B, Tc, 2, H, W) pixels per frame,
+        the input an exported flowprior predictor takes next to the context."""
+        return torch.stack([motion_prior(context[:, :t + 1], PRIOR_PAIRS) for t in range(context.shape[1])], 1)
+
+    def export_graphs(self, sizes: list[tuple[int, int]] | None = None) -> list:
+        """The predictor as one graph `gen`: context (B, Tc, C, S, S) [+ priors (B, Tc, 2, S, S) with the
+        flowprior head] -> future (B, K, C, S, S), K = the training horizon, any batch, at the model's size S
+        (the roll-out and the warp grids are built for it). Traced at batch 2, checked at batches 1 and 3."""
+        from ..engine.export import Graph
+
+        if sizes:
+            raise InputError(f"--check-sizes: the video predictor runs at its own size ({self.size}x{self.size}); "
+                             f"there are no sizes to choose")
+        from .trust import FLOW_PAIRS, context_flows
+
+        c = self.config
+        flowprior = getattr(self.net, "head_kind", None) == "flowprior"
+        trust = c.predictor == "trustnet"
+        side = "priors" if flowprior else "flows" if trust else None
+        g = torch.Generator().manual_seed(0)
+
+        def feeds(b: int) -> dict[str, torch.Tensor]:
+            # a moving random texture: flows that are not zero, so the graph is checked on real motion
+            base = torch.rand(b, 1, c.channels, c.size + c.context_frames, c.size + 2 * c.context_frames,
+                              generator=g) * 2 - 1
+            context = torch.cat([base[..., t:t + c.size, 2 * t:2 * t + c.size] for t in range(c.context_frames)], 1)
+            extra = {"priors": self.motion_priors(context)} if flowprior else \
+                {"flows": context_flows(context)} if trust else {}
+            return {"context": context, **extra}
+
+        dynamic = {"context": {0: "batch"}, **({side: {0: "batch"}} if side else {})}
+        note = (f"context (batch, {c.context_frames}, {c.channels}, {c.size}, {c.size}) float32 in [-1, 1] -> future "
+                f"(batch, {c.future_frames}, {c.channels}, {c.size}, {c.size})")
+        if flowprior:
+            note += (f"; priors (batch, {c.context_frames}, 2, {c.size}, {c.size}): per context step t, OpenCV "
+                     f"Farneback flow (0.5, 3, 15, 3, 5, 1.2) of frame t back to frames t-1..t-{PRIOR_PAIRS} on 8-bit "
+                     f"luma, divided by the distance and averaged (ganapps.video.nets.motion_prior); zero at t=0")
+        if trust:
+            note += (f"; flows (batch, {len(FLOW_PAIRS)}, 2, {c.size}, {c.size}): OpenCV Farneback flow (0.5, 3, "
+                     f"15, 3, 5, 1.2, on 8-bit luma) of context frame a back to frame b for (a, b) in {FLOW_PAIRS} "
+                     f"(ganapps.video.trust.context_flows)")
+        return [Graph("gen", RolloutGraph(self.export_net("gen"), c.future_frames, takes_flows=trust), feeds(2),
+                      ["future"], dynamic=dynamic, checks=[feeds(1), feeds(3)], note=note)]
 
     def prepare(self, frames, what: str = "frames") -> torch.Tensor:
         """Any accepted input -> (T, C_model, size, size) in [-1, 1] (all its frames)."""
