@@ -28,6 +28,9 @@ demo: install
 	$(BIN)/ganapps cyclegan train --preset fast --steps 300 --ngf 16 --ndf 16 --use-amp --out runs/demo-cyclegan
 	$(BIN)/ganapps cyclegan translate "$$($(BIN)/python -m ganapps.recipes.cyclegan_builtin --print-dir)/testA" \
 		--model runs/demo-cyclegan --out runs/demo-cyclegan/translated --grid runs/demo-cyclegan/grid.png
+	$(BIN)/ganapps cyclegan translate "$$($(BIN)/python -m ganapps.recipes.cyclegan_builtin --print-dir)/testA" \
+		--out runs/demo-cyclegan/shipped --grid runs/demo-cyclegan/shipped.png
+	@echo "demo: the 300-step run's translations in runs/demo-cyclegan/grid.png, the shipped model's (same photos) in runs/demo-cyclegan/shipped.png"
 
 # Every benchmarks/bench_*.py in turn (`python -m benchmarks --list`: cyclegan, engine, medical, methods, painting,
 # recipes, video, vidtrans); some of them, with options: make bench BENCH="methods -- --minutes 2,4"
