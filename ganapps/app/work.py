@@ -1,6 +1,7 @@
 """The app's jobs without any web framework: bounded uploads, a pool of loaded models (one job at a time per
 model, first come first served), a temporary workspace, and translate / predict / synthesize / report on the
-CLI's own code paths (`Translator`, `ganapps video predict`'s helpers, `Synthesizer`, `engine.report`).
+CLI's own code paths (`Translator`, `ganapps video predict`'s helpers, `Synthesizer`, `engine.report`); the
+workspace and the model pool live in `pool`.
 
 Every refusal is an `InputError` with one line that names the uploaded file (never the server's temporary
 path) or the limit's option. Imports the engine, the task packages and their CLIs' helpers; no Gradio.
@@ -12,12 +13,7 @@ import contextlib
 import math
 import os
 import re
-import shutil
-import tempfile
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..engine import checkpoint as ckpt
 from ..engine.errors import InputError
 from ..engine.images import (
     IMAGE_SUFFIXES,
@@ -36,105 +31,8 @@ from ..engine.images import (
     has_suffix,
     tensor_to_pil,
 )
+from .pool import FifoLock, ModelPool, Progress, Workspace, _no_progress  # noqa: F401 (the app's jobs' names)
 from .settings import AppConfig
-
-Progress = Callable[[float, str], None]
-
-
-def _no_progress(fraction: float, desc: str) -> None:
-    pass
-
-
-# --------------------------------------------------------------------------- workspace and model pool
-
-
-class Workspace:
-    """One temporary folder for everything the app writes: `uploads/` (where the web framework stores uploaded
-    files) and `jobs/` (one folder per request). Job folders older than `keep_s` are deleted when a new job
-    starts; `close` deletes the whole folder."""
-
-    def __init__(self, keep_s: float = 3600.0, parent: str | os.PathLike | None = None):
-        self.root = Path(tempfile.mkdtemp(prefix="ganapps-app-", dir=parent))
-        self.uploads, self.jobs = self.root / "uploads", self.root / "jobs"
-        self.uploads.mkdir()
-        self.jobs.mkdir()
-        self.keep_s = keep_s
-
-    def job_dir(self) -> Path:
-        now = time.time()
-        for old in self.jobs.iterdir():
-            with contextlib.suppress(OSError):
-                if now - old.stat().st_mtime > self.keep_s:
-                    shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(dir=self.jobs))
-
-    def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-class FifoLock:
-    """A lock granted in the order it was asked for (a ticket queue); `waiting` counts the holders-to-be."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._next = self._serving = 0
-
-    @property
-    def waiting(self) -> int:
-        """Requests queued behind the current holder."""
-        return max(0, self._next - self._serving - 1)
-
-    @property
-    def busy(self) -> bool:
-        return self._next != self._serving
-
-    def __enter__(self) -> FifoLock:
-        with self._cond:
-            ticket = self._next
-            self._next += 1
-            self._cond.wait_for(lambda: self._serving == ticket)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._serving += 1
-            self._cond.notify_all()
-
-
-class ModelPool:
-    """Loaded models by (class, weights folder, weights mtime), at most `capacity` kept (least recently used
-    dropped first), and one job at a time per model: `use` waits its turn on that model's FIFO lock, so two
-    requests never hold two copies' worth of work on one model at once. `loader(cls, folder)` loads a model."""
-
-    def __init__(self, loader: Callable[[type, Path], Any], capacity: int = 4):
-        self._loader, self._capacity = loader, capacity
-        self._lock = threading.Lock()
-        self._models: OrderedDict[tuple, Any] = OrderedDict()
-        self._gates: dict[str, FifoLock] = {}
-
-    def _key(self, cls: type, folder: Path) -> tuple:
-        weights = ckpt.resolve(folder) / ckpt.WEIGHTS
-        return cls.__name__, str(weights), weights.stat().st_mtime_ns
-
-    @contextlib.contextmanager
-    def use(self, cls: type, folder: Path, progress: Progress = _no_progress) -> Iterator[Any]:
-        with self._lock:
-            gate = self._gates.setdefault(f"{cls.__name__}:{folder}", FifoLock())
-        if gate.busy:
-            progress(0.0, f"waiting for {gate.waiting + 1} job(s) on this model")
-        with gate:
-            key = self._key(cls, folder)
-            with self._lock:
-                model = self._models.pop(key, None)
-            if model is None:
-                progress(0.0, "loading the model")
-                model = self._loader(cls, folder)
-            with self._lock:
-                self._models[key] = model
-                while len(self._models) > self._capacity:
-                    self._models.popitem(last=False)
-            yield model
-
 
 # --------------------------------------------------------------------------- uploads
 
@@ -438,20 +336,43 @@ def check_volume_header(path: Path, cfg: AppConfig) -> None:
                          f"{cfg.max_voxels:,} voxels (--max-voxels)")
 
 
+def paint_upload(path: Path, lesion: str, radius: Any, lesion_class: str, out: Path) -> tuple[Path, str]:
+    """The CLI's `medical paint-lesion` on an uploaded map: a sphere of `radius` mm and class `lesion_class`
+    centred at the world point `lesion` ('X,Y,Z' mm); returns the painted map (in `out`) and a line about it."""
+    from ..medical.labels import paint_lesion_file, parse_class, parse_point
+
+    center = parse_point(lesion, "lesion centre")
+    try:
+        r = float(radius)
+    except (TypeError, ValueError):
+        r = math.nan
+    if not (math.isfinite(r) and 0 < r <= 100):
+        raise InputError(f"lesion radius {radius!r}: expected a number of mm in (0, 100]")
+    painted = paint_lesion_file(path, out / f"lesioned_{path.name}", center, r, parse_class(lesion_class))
+    return Path(painted["out"]), f"a lesion of {painted['voxels']} voxels painted at {lesion} mm"
+
+
 def synthesize(synth: Any, n: Any, seed: Any, positions: str | None, labels: str | os.PathLike | None,
-               cfg: AppConfig, out: Path, progress: Progress = _no_progress) -> Result:
+               cfg: AppConfig, out: Path, progress: Progress = _no_progress, lesion: str | None = None,
+               radius: Any = 6.0, lesion_class: str = "hypo") -> Result:
     """Sample slices (the CLI's `medical sample`): n slices for a seed (optionally at positions FROM..TO for a
     position model), or one slice per slice of an uploaded label map (label models; slices without labels are
-    background). Writes a slice grid (PNG) and the NIfTI stack the CLI writes (world-aligned with the map)."""
+    background), optionally with a lesion painted into the map first (`lesion`: its centre 'X,Y,Z' in mm,
+    `radius` mm, `lesion_class`). Writes a slice grid (PNG) and the NIfTI stack the CLI writes (world-aligned
+    with the map)."""
     seed = _int_in(seed, "seed", 0, 2**63 - 1)
     progress(0.1, "sampling")
-    path = None
+    path, painted = None, ""
+    if lesion and lesion.strip() and labels is None:
+        raise InputError("lesion centre: a lesion is painted into a label map; upload one (.nii or .nii.gz)")
     if labels is not None:
         path = check_upload(labels, cfg, VOLUME_SUFFIXES, "label map")
         with user_names(path):
             check_volume_header(path, cfg)
+            if lesion and lesion.strip():
+                path, painted = paint_upload(path, lesion, radius, lesion_class, out)
             images = synth.from_label_volume(path, seed=seed)
-        what = f"{len(images)} slices from the label map {path.name}"
+        what = f"{len(images)} slices from the label map {Path(labels).name}" + (f" ({painted})" if painted else "")
     else:
         count = _int_in(n, "n", 1, cfg.max_slices, "--max-slices")
         if synth.config.condition == "label":
@@ -462,7 +383,7 @@ def synthesize(synth: Any, n: Any, seed: Any, positions: str | None, labels: str
     slice_grid(images).save(grid)
     synth.save(images, nifti, labels=path)
     return Result(f"{what}: {synth.size}x{synth.size}, spacing {' x '.join(f'{v:g}' for v in synth.spacing_mm)} mm",
-                  image=grid, files=[nifti, grid])
+                  image=grid, files=[nifti, grid] + ([path] if painted else []))
 
 
 # --------------------------------------------------------------------------- runs

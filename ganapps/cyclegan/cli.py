@@ -108,15 +108,8 @@ def translate(
 ) -> None:
     """Translate images and clips with a trained CycleGAN; each output keeps its input's file name. Clips keep
     their frame rate, size and audio track, and are made temporally consistent unless --no-temporal."""
-    import sys
-
-    from tqdm.auto import tqdm
-
-    from ..engine.images import array_to_tensor, tensor_to_pil
-    from .data import read_image
     from .pipeline import contact_sheet
-    from .pipeline import side_by_side as sbs
-    from .video import is_clip, translate_clip
+    from .video import is_clip
 
     if direction not in ("a2b", "b2a"):
         raise InputError(f"--direction {direction}: expected a2b or b2a")
@@ -135,31 +128,10 @@ def translate(
                          f"translate them into separate --out folders")
     clip_dest = _clip_destinations(clips, out) if clips else {}
     translator = load(Translator, model, device, tile_size=tile_size, tile_overlap=tile_overlap)
-    written, pairs, clip_results = [], [], []
-    if images:
-        out.mkdir(parents=True, exist_ok=True)
-    for f in tqdm(images, disable=quiet or not images, unit="img", file=sys.stderr):
-        x = array_to_tensor(read_image(f, translator.channels))  # (C, H, W)
-        y = tensor_to_pil(translator.translate_tensor(x[None], direction)[0])
-        if grid is not None:
-            pairs.append(sbs(tensor_to_pil(x), y))
-        if side_by_side:
-            y = sbs(tensor_to_pil(x), y)
-        dest = out / f.name
-        if dest.suffix.lower() in (".jpg", ".jpeg") and y.mode not in ("RGB", "L"):
-            y = y.convert("RGB")
-        y.save(dest)
-        written.append(str(dest))
-    for clip, dest in clip_dest.items():
-        res = translate_clip(translator, clip, dest, direction=direction,
-                             temporal=temporal_strength if temporal else 0.0, progress=not quiet)
-        clip_results.append(res)
-        written.append(res["output"])
-        if not quiet and not json_out:
-            audio = f", audio {res['audio']}" if res["audio"] else ", no audio"
-            cuts = f", {len(res['cuts'])} shot cut(s)" if temporal else ""
-            print(f"{clip} -> {dest}: {res['frames']} frames {res['width']}x{res['height']} at {res['fps']:g} fps"
-                  f"{audio}{cuts}, {res['frames_per_s']:.2f} frames/s")
+    written, pairs = _translate_images(translator, images, out, direction, side_by_side, grid is not None, quiet)
+    clip_results = _translate_clips(translator, clip_dest, direction, temporal_strength if temporal else 0.0,
+                                    quiet, json_out)
+    written += [res["output"] for res in clip_results]
     result = {"outputs": written, "direction": direction, "count": len(written)}
     if clip_results:
         result["clips"] = clip_results
@@ -171,6 +143,53 @@ def translate(
         print_json(result)
     elif not quiet and images:
         print(f"{len(images)} image(s) -> {out}")
+
+
+def _translate_images(translator: Translator, images: list[Path], out: Path, direction: str, side_by_side: bool,
+                      keep_pairs: bool, quiet: bool) -> tuple[list[str], list]:
+    """Translate image files into `out` (names kept); returns the written paths and, when `keep_pairs`, the
+    input | output pictures for a grid."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from ..engine.images import array_to_tensor, tensor_to_pil
+    from .data import read_image
+    from .pipeline import side_by_side as sbs
+
+    written, pairs = [], []
+    if images:
+        out.mkdir(parents=True, exist_ok=True)
+    for f in tqdm(images, disable=quiet or not images, unit="img", file=sys.stderr):
+        x = array_to_tensor(read_image(f, translator.channels))  # (C, H, W)
+        y = tensor_to_pil(translator.translate_tensor(x[None], direction)[0])
+        if keep_pairs:
+            pairs.append(sbs(tensor_to_pil(x), y))
+        if side_by_side:
+            y = sbs(tensor_to_pil(x), y)
+        dest = out / f.name
+        if dest.suffix.lower() in (".jpg", ".jpeg") and y.mode not in ("RGB", "L"):
+            y = y.convert("RGB")
+        y.save(dest)
+        written.append(str(dest))
+    return written, pairs
+
+
+def _translate_clips(translator: Translator, clip_dest: dict, direction: str, strength: float, quiet: bool,
+                     json_out: bool) -> list[dict]:
+    """Translate each clip to its destination (strength 0: per frame); a line per clip unless quiet/json."""
+    from .video import translate_clip
+
+    results = []
+    for clip, dest in clip_dest.items():
+        res = translate_clip(translator, clip, dest, direction=direction, temporal=strength, progress=not quiet)
+        results.append(res)
+        if not quiet and not json_out:
+            audio = f", audio {res['audio']}" if res["audio"] else ", no audio"
+            cuts = f", {len(res['cuts'])} shot cut(s)" if strength > 0 else ""
+            print(f"{clip} -> {dest}: {res['frames']} frames {res['width']}x{res['height']} at {res['fps']:g} fps"
+                  f"{audio}{cuts}, {res['frames_per_s']:.2f} frames/s")
+    return results
 
 
 def _print_clip_figures(res: dict) -> None:

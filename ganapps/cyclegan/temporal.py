@@ -306,6 +306,19 @@ def render_shots(shots: Sequence[Shot], size: tuple[int, int]) -> tuple[list[np.
     return frames, flows, masks
 
 
+def _paste_sprite(frame: np.ndarray, sprite: np.ndarray, shot: Shot, t: int) -> tuple[int, int, int, int]:
+    """Paste the shot's sprite into `frame` at its place at time t (clipped to the frame); returns its box
+    (x0, y0, x1, y1), which may reach outside the frame."""
+    h, w = frame.shape[:2]
+    x0 = shot.sprite_start[0] + shot.sprite_velocity[0] * t
+    y0 = shot.sprite_start[1] + shot.sprite_velocity[1] * t
+    box = (x0, y0, x0 + sprite.shape[1], y0 + sprite.shape[0])
+    fx0, fy0, fx1, fy1 = max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)
+    if fx1 > fx0 and fy1 > fy0:
+        frame[fy0:fy1, fx0:fx1] = sprite[fy0 - box[1]:fy1 - box[1], fx0 - box[0]:fx1 - box[0]]
+    return box
+
+
 def iter_shots(shots: Sequence[Shot], size: tuple[int, int], *, with_motion: bool = True):
     """Yield (frame (H, W, 3) uint8, backward flow (H, W, 2) or None, visible mask (H, W) or None) frame by frame
     (a long clip is never held in memory); without `with_motion` only frames, flow and mask None.
@@ -339,14 +352,7 @@ def iter_shots(shots: Sequence[Shot], size: tuple[int, int], *, with_motion: boo
             m[1, 2] += h / 2 - cy
             a = _affine3(m)
             frame = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            box = None
-            if sprite is not None:
-                x0 = shot.sprite_start[0] + shot.sprite_velocity[0] * t
-                y0 = shot.sprite_start[1] + shot.sprite_velocity[1] * t
-                box = (x0, y0, x0 + sprite.shape[1], y0 + sprite.shape[0])
-                fx0, fy0, fx1, fy1 = max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)
-                if fx1 > fx0 and fy1 > fy0:
-                    frame[fy0:fy1, fx0:fx1] = sprite[fy0 - box[1]:fy1 - box[1], fx0 - box[0]:fx1 - box[0]]
+            box = None if sprite is None else _paste_sprite(frame, sprite, shot, t)
             if prev_a is None or not with_motion:
                 yield frame, None, None
             else:

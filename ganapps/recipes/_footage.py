@@ -162,6 +162,26 @@ def _framing(rng: np.random.Generator, src: Sources, kind: str, big: int, info: 
     return photo, head, eyes, cx0, cy0, view
 
 
+def _pan(rng: np.random.Generator, kind: str, t: np.ndarray, px: float) -> tuple[float, float, float, np.ndarray]:
+    """The camera's pan velocity (photo pixels per frame), zoom factor per frame and rotation (degrees) at each
+    time t for a clip of `kind`; px: photo pixels per output pixel."""
+    vx = vy = 0.0
+    zoom, rot = 1.0, np.zeros(len(t))
+    if kind in ("slow_pan", "objects_pan"):
+        speed, ang = rng.uniform(0.3, 2.0), rng.uniform(0, 2 * np.pi)
+        vx, vy = speed * math.cos(ang) * px, speed * math.sin(ang) * px
+        if rng.random() < 0.3:
+            zoom = float(np.exp(rng.uniform(-0.012, 0.012)))
+    if kind == "fast_pan":
+        speed, ang = rng.uniform(2.0, 6.0), rng.uniform(0, 2 * np.pi)
+        vx, vy = speed * math.cos(ang) * px, speed * math.sin(ang) * px
+        if rng.random() < 0.4:
+            zoom = float(np.exp(rng.choice([-1, 1]) * rng.uniform(0.01, 0.035)))
+        if rng.random() < 0.3:
+            rot = t * rng.uniform(-0.8, 0.8)
+    return vx, vy, zoom, rot
+
+
 def render_clip(rng: np.random.Generator, src: Sources, kind: str, length: int = 16,
                 size: int = 128) -> tuple[np.ndarray, dict]:
     """One clip before compression: (length, size, size, 3) uint8 and its parameters. Rendered at 2x and
@@ -179,20 +199,7 @@ def render_clip(rng: np.random.Generator, src: Sources, kind: str, length: int =
     if rng.random() < 0.4 and still:
         handheld = 0.0  # tripod
     jx, jy = smooth_path(rng, t, handheld * px), smooth_path(rng, t, handheld * px)
-    vx = vy = 0.0
-    zoom, rot = 1.0, np.zeros(length)
-    if kind in ("slow_pan", "objects_pan"):
-        speed, ang = rng.uniform(0.3, 2.0), rng.uniform(0, 2 * np.pi)
-        vx, vy = speed * math.cos(ang) * px, speed * math.sin(ang) * px
-        if rng.random() < 0.3:
-            zoom = float(np.exp(rng.uniform(-0.012, 0.012)))
-    if kind == "fast_pan":
-        speed, ang = rng.uniform(2.0, 6.0), rng.uniform(0, 2 * np.pi)
-        vx, vy = speed * math.cos(ang) * px, speed * math.sin(ang) * px
-        if rng.random() < 0.4:
-            zoom = float(np.exp(rng.choice([-1, 1]) * rng.uniform(0.01, 0.035)))
-        if rng.random() < 0.3:
-            rot = t * rng.uniform(-0.8, 0.8)
+    vx, vy, zoom, rot = _pan(rng, kind, t, px)
     accel = rng.uniform(-0.04, 0.04)  # gentle ease-in/out of the pan
     info.update(handheld_px=round(handheld, 2), pan_px=round(math.hypot(vx, vy) / px, 2), zoom=round(zoom, 4))
     shutter = 3 if kind == "fast_pan" else 1

@@ -352,6 +352,35 @@ def test_synthesize_from_an_uploaded_label_map(tmp_path):
         synthesize(synth, 4, 0, "", None, AppConfig(), tmp_path)
 
 
+def test_synthesize_paints_a_lesion_into_the_uploaded_map_first(tmp_path):
+    """The Synthesize tab's lesion painter: the CLI's paint-lesion on the upload (world mm), then sampling from the
+    painted map; the painted map is offered for download, on the upload's grid."""
+    synth = Synthesizer.from_checkpoint(export_label_model(tmp_path / "model"), device="cpu")
+    labels = write_label_map(tmp_path / "labels.nii.gz")  # affine diag(1.5, 1.5, 2): voxel (10, 12, 8) = (15, 18, 16) mm
+    before = np.asarray(nib.load(labels).dataobj)
+    res = synthesize(synth, 16, 0, "", labels, AppConfig(), tmp_path / "job", lesion="15,18,16", radius=4.5,
+                     lesion_class="1")
+    painted = [f for f in res.files if Path(f).name == "lesioned_labels.nii.gz"]
+    assert len(painted) == 1
+    img = nib.load(painted[0])
+    after = np.asarray(img.dataobj)
+    np.testing.assert_array_equal(img.affine, nib.load(labels).affine)
+    changed = after != before
+    assert changed.any() and set(np.unique(after[changed])) == {1}  # only class-2 voxels inside the sphere became 1
+    i, j, k = np.nonzero(changed)
+    assert ((((i - 10) * 1.5) ** 2 + ((j - 12) * 1.5) ** 2 + ((k - 8) * 2.0) ** 2) <= 4.5**2 + 1e-9).all()
+    assert f"a lesion of {int(changed.sum())} voxels painted at 15,18,16 mm" in res.summary
+    torch.testing.assert_close(torch.from_numpy(nib.load(res.files[0]).get_fdata()).float(),
+                               torch.from_numpy(nib.load(synth.save(synth.from_label_volume(painted[0]),
+                                                                    tmp_path / "d.nii.gz")).get_fdata()).float())
+    with pytest.raises(InputError, match="lesion centre: a lesion is painted into a label map; upload one"):
+        synthesize(synth, 4, 0, "", None, AppConfig(), tmp_path, lesion="1,2,3")
+    with pytest.raises(InputError, match=r"lesion radius 'x': expected a number of mm in \(0, 100\]"):
+        synthesize(synth, 4, 0, "", labels, AppConfig(), tmp_path, lesion="15,18,16", radius="x")
+    with pytest.raises(InputError, match="lesion centre '15,18': expected three numbers X,Y,Z"):
+        synthesize(synth, 4, 0, "", labels, AppConfig(), tmp_path, lesion="15,18")
+
+
 def test_positions_must_be_two_numbers_in_the_training_range():
     class Gen:
         position_range = torch.tensor([-1.0, 1.0])

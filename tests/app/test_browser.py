@@ -346,12 +346,12 @@ def _call(server, api: str, data: list) -> tuple[str, object]:
 def test_crafted_model_paths_are_refused(server, files):
     for value in ("run:0:../outside/model", str(files["outside"] / "model"), "run:0:escape/model",
                   "shipped:../../outside"):
-        event, payload = _call(server, "synthesize", [value, 2, 0, "", None])
+        event, payload = _call(server, "synthesize", [value, 2, 0, "", None, "", 6, "hypo"])
         assert event == "error" or "error: model" in str(payload), (value, event, payload)
     # a folder offered at start-up that now leads out of the root: only the server's own listing catches it
     shutil.rmtree(files["runs"] / "swap-me")
     (files["runs"] / "swap-me").symlink_to(files["outside"] / "model", target_is_directory=True)
-    event, payload = _call(server, "synthesize", ["run:0:swap-me", 2, 0, "", None])
+    event, payload = _call(server, "synthesize", ["run:0:swap-me", 2, 0, "", None, "", 6, "hypo"])
     assert event == "complete"
     assert payload[0].count("error: model &#x27;run:0:swap-me&#x27;: not one of the choices this app offers") == 1
     assert payload[1]["value"] is None  # no slices came back
