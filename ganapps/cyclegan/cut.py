@@ -21,7 +21,7 @@ from .config import CycleGANConfig
 from .data import UnpairedDataset
 from .nets import PatchMLPHead, build_discriminator, build_generator
 from .pipeline import preview_grid, translation_metrics
-from .task import forward_for_d, forward_for_g, load_test_images, summary_line, train_folders
+from .task import forward_for_d, forward_for_g, load_test_images, summary_line, unpaired_train_set
 
 
 def patch_nce_loss(feat_q: torch.Tensor, feat_k: torch.Tensor, batch_size: int, temperature: float) -> torch.Tensor:
@@ -83,11 +83,8 @@ class CUTTask:
         return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss, order=("D", "D-reg", "G"))
 
     def dataset(self) -> UnpairedDataset:
-        c = self.config
-        self._data_root, a, b = train_folders(c)
-        return UnpairedDataset(a, b, channels=c.channels, preprocess=c.preprocess, load_size=c.load_size,
-                               crop_size=c.crop_size, use_flip=c.use_flip, cache=c.cache_images,
-                               cache_max_images=c.cache_max_images, strict=c.strict)
+        self._data_root, data = unpaired_train_set(self.config)
+        return data
 
     def ema_nets(self) -> tuple[str, ...]:
         return (self.gen,)

@@ -22,7 +22,7 @@ from .config import CycleGANConfig
 from .data import PairedDataset, load_pairs, paired_source
 from .nets import build_discriminator, build_generator
 from .pipeline import preview_grid, translation_metrics
-from .task import forward_for_d, forward_for_g, summary_line
+from .task import forward_for_d, forward_for_g, loader_options, summary_line
 
 
 def pair_source(cfg: CycleGANConfig, split: str = "train") -> tuple[Path, Path] | Path | None:
@@ -70,10 +70,7 @@ class Pix2PixTask:
         return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss, order=("D", "D-reg", "G"))
 
     def dataset(self) -> PairedDataset:
-        c = self.config
-        return PairedDataset(pair_source(c), channels=c.channels, preprocess=c.preprocess, load_size=c.load_size,
-                             crop_size=c.crop_size, use_flip=c.use_flip, cache=c.cache_images,
-                             cache_max_images=c.cache_max_images, strict=c.strict)
+        return PairedDataset(pair_source(self.config), **loader_options(self.config))
 
     def ema_nets(self) -> tuple[str, ...]:
         return (self.gen,)
