@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import stabilizers as stab
-from ..engine.adversarial import Adversary
-from ..engine.task import OptimizerSpec, Phase, StepContext
+from ..engine.adversarial import Adversary, SingleGANTask
+from ..engine.task import OptimizerSpec, StepContext
 from .config import CycleGANConfig
 from .data import UnpairedDataset
 from .nets import PatchMLPHead, build_discriminator, build_generator
@@ -50,7 +50,7 @@ def sample_patches(feats: list[torch.Tensor], n: int) -> list[torch.Tensor]:
     return [torch.randperm(f.shape[2] * f.shape[3])[:n].to(f.device) for f in feats]
 
 
-class CUTTask:
+class CUTTask(SingleGANTask):  # phases (D, D-reg, G), EMA of G, checkpointed GAN state
     def __init__(self, config: CycleGANConfig):
         c = self.config = config
         self.adv = Adversary(c)
@@ -79,21 +79,9 @@ class CUTTask:
         # one Adam over G and H is the reference's two Adams with the same settings (Adam is per parameter)
         return self.adv.optimizers(gen=(self.gen, "nce_head"), disc=(self.disc,))
 
-    def phases(self) -> list[Phase]:
-        return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss, order=("D", "D-reg", "G"))
-
     def dataset(self) -> UnpairedDataset:
         self._data_root, data = unpaired_train_set(self.config)
         return data
-
-    def ema_nets(self) -> tuple[str, ...]:
-        return (self.gen,)
-
-    def state_dict(self) -> dict:
-        return self.adv.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.adv.load_state_dict(state)
 
     # -- the step
     def _flipped(self, batch: dict, ctx: StepContext) -> bool:

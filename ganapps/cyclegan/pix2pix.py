@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import stabilizers as stab
-from ..engine.adversarial import Adversary
-from ..engine.task import OptimizerSpec, Phase, StepContext
+from ..engine.adversarial import Adversary, SingleGANTask
+from ..engine.task import StepContext
 from .config import CycleGANConfig
 from .data import PairedDataset, load_pairs, paired_source
 from .nets import build_discriminator, build_generator
@@ -42,7 +42,7 @@ def pair_source(cfg: CycleGANConfig, split: str = "train") -> tuple[Path, Path] 
     return paired_source(data, split=split)
 
 
-class Pix2PixTask:
+class Pix2PixTask(SingleGANTask):  # optimizers, phases (D, D-reg, G), EMA of G, checkpointed GAN state
     def __init__(self, config: CycleGANConfig):
         c = self.config = config
         self.adv = Adversary(c)
@@ -63,23 +63,8 @@ class Pix2PixTask:
         self.adv.apply_to_disc(disc, c.init, c.init_gain)
         return {self.gen: gen, self.disc: disc}
 
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        return self.adv.optimizers(gen=(self.gen,), disc=(self.disc,))
-
-    def phases(self) -> list[Phase]:
-        return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss, order=("D", "D-reg", "G"))
-
     def dataset(self) -> PairedDataset:
         return PairedDataset(pair_source(self.config), **loader_options(self.config))
-
-    def ema_nets(self) -> tuple[str, ...]:
-        return (self.gen,)
-
-    def state_dict(self) -> dict:
-        return self.adv.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.adv.load_state_dict(state)
 
     # -- the step
     @staticmethod
