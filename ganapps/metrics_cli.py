@@ -4,8 +4,11 @@ calls ganapps.engine.metrics; no metric logic lives in this file. Bad input rais
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -88,6 +91,38 @@ def _extractor(
     return InceptionExtractor(weights, output="pool", device=device, verify=not no_verify)
 
 
+# the feature-space options of fid, kid and prdc, in their command-line order: (parameter, annotation, default)
+FEATURE_OPTIONS = (
+    ("features", FeaturesOpt, Features.inception),
+    ("pixel_size", PixelSize, 16),
+    ("inception_weights", WeightsOpt, None),
+    ("no_verify", NoVerify, False),
+    ("batch_size", BatchSize, 50),
+    ("device", Device, "cpu"),
+)
+
+
+def _feature_options(command: Callable) -> Callable:
+    """FEATURE_OPTIONS declared once for every command that takes them: `command` takes `extractor: Extractor`
+    followed by `batch_size: int`; Typer sees those two replaced by FEATURE_OPTIONS, and `command` gets the
+    Extractor they select (and batch_size)."""
+    sig = inspect.signature(command, eval_str=True)
+    params = list(sig.parameters.values())
+    at = [p.name for p in params].index("extractor")
+    if params[at + 1].name != "batch_size":
+        raise TypeError(f"{command.__name__}: `extractor` must be followed by `batch_size`")
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    options = [inspect.Parameter(name, kind, annotation=hint, default=default) for name, hint, default in FEATURE_OPTIONS]
+
+    @functools.wraps(command)
+    def with_extractor(**kw) -> None:
+        chosen = [kw.pop(name) for name, _, _ in FEATURE_OPTIONS if name != "batch_size"]
+        command(extractor=_extractor(*chosen), **kw)
+
+    with_extractor.__signature__ = sig.replace(parameters=params[:at] + options + params[at + 2:])  # type: ignore[attr-defined]
+    return with_extractor
+
+
 def _features(source: Path, extractor: Extractor, batch_size: int, quiet: bool) -> np.ndarray:
     return extract_features(
         source, extractor, batch_size, progress=not quiet, desc=source.name or str(source)
@@ -109,15 +144,12 @@ def _emit(result: dict, as_json: bool) -> None:
 
 
 @app.command()
+@_feature_options
 def fid(
     a: SetA,
     b: SetB,
-    features: FeaturesOpt = Features.inception,
-    pixel_size: PixelSize = 16,
-    inception_weights: WeightsOpt = None,
-    no_verify: NoVerify = False,
-    batch_size: BatchSize = 50,
-    device: Device = "cpu",
+    extractor: Extractor,
+    batch_size: int,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not read or write the folder cache.")
     ] = False,
@@ -126,7 +158,6 @@ def fid(
 ) -> None:
     """Frechet distance between Gaussians fitted to features of A and B (FID with Inception features).
     Folder statistics are cached in ~/.cache/ganapps/stats ($GANAPPS_CACHE_DIR)."""
-    extractor = _extractor(features, pixel_size, inception_weights, no_verify, device)
     stats = [source_statistics(s, extractor, batch_size, not quiet, use_cache=not no_cache, with_count=True)
              for s in (a, b)]
     value = frechet_distance(*stats[0][:2], *stats[1][:2])
@@ -141,15 +172,12 @@ def fid(
 
 
 @app.command()
+@_feature_options
 def kid(
     a: SetA,
     b: SetB,
-    features: FeaturesOpt = Features.inception,
-    pixel_size: PixelSize = 16,
-    inception_weights: WeightsOpt = None,
-    no_verify: NoVerify = False,
-    batch_size: BatchSize = 50,
-    device: Device = "cpu",
+    extractor: Extractor,
+    batch_size: int,
     subsets: Annotated[int, typer.Option("--subsets", min=1, help="Number of random subsets.")] = 100,
     subset_size: Annotated[
         int, typer.Option("--subset-size", min=2, help="Samples per subset (clamped to N).")
@@ -159,7 +187,6 @@ def kid(
     quiet: Quiet = False,
 ) -> None:
     """Kernel Inception Distance: unbiased MMD^2, cubic polynomial kernel, mean and std over subsets."""
-    extractor = _extractor(features, pixel_size, inception_weights, no_verify, device)
     feats_a = _features(a, extractor, batch_size, quiet)
     feats_b = _features(b, extractor, batch_size, quiet)
     result = kid_from_features(feats_a, feats_b, num_subsets=subsets, subset_size=subset_size, seed=seed)
@@ -217,21 +244,17 @@ def swd(
 
 
 @app.command("prdc")
+@_feature_options
 def prdc_command(
     a: SetA,
     b: SetB,
-    features: FeaturesOpt = Features.inception,
-    pixel_size: PixelSize = 16,
-    inception_weights: WeightsOpt = None,
-    no_verify: NoVerify = False,
-    batch_size: BatchSize = 50,
-    device: Device = "cpu",
+    extractor: Extractor,
+    batch_size: int,
     k: Annotated[int, typer.Option("--k", min=1, help="Nearest neighbours defining each ball.")] = 5,
     json_out: JsonOpt = False,
     quiet: Quiet = False,
 ) -> None:
     """Precision, recall, density, coverage of B (generated) against A (real), k-NN balls in feature space."""
-    extractor = _extractor(features, pixel_size, inception_weights, no_verify, device)
     feats_a = _features(a, extractor, batch_size, quiet)
     feats_b = _features(b, extractor, batch_size, quiet)
     result = prdc(feats_a, feats_b, k=k)

@@ -15,13 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import stabilizers as stab
-from ..engine.adversarial import Adversary
-from ..engine.task import OptimizerSpec, Phase, StepContext
+from ..engine.adversarial import Adversary, SingleGANTask
+from ..engine.task import OptimizerSpec, StepContext
 from .config import CycleGANConfig
 from .data import UnpairedDataset
 from .nets import PatchMLPHead, build_discriminator, build_generator
 from .pipeline import preview_grid, translation_metrics
-from .task import forward_for_d, forward_for_g, load_test_images, summary_line, train_folders
+from .task import forward_for_d, forward_for_g, load_test_images, summary_line, unpaired_train_set
 
 
 def patch_nce_loss(feat_q: torch.Tensor, feat_k: torch.Tensor, batch_size: int, temperature: float) -> torch.Tensor:
@@ -50,7 +50,7 @@ def sample_patches(feats: list[torch.Tensor], n: int) -> list[torch.Tensor]:
     return [torch.randperm(f.shape[2] * f.shape[3])[:n].to(f.device) for f in feats]
 
 
-class CUTTask:
+class CUTTask(SingleGANTask):  # phases (D, D-reg, G), EMA of G, checkpointed GAN state
     def __init__(self, config: CycleGANConfig):
         c = self.config = config
         self.adv = Adversary(c)
@@ -79,24 +79,9 @@ class CUTTask:
         # one Adam over G and H is the reference's two Adams with the same settings (Adam is per parameter)
         return self.adv.optimizers(gen=(self.gen, "nce_head"), disc=(self.disc,))
 
-    def phases(self) -> list[Phase]:
-        return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss, order=("D", "D-reg", "G"))
-
     def dataset(self) -> UnpairedDataset:
-        c = self.config
-        self._data_root, a, b = train_folders(c)
-        return UnpairedDataset(a, b, channels=c.channels, preprocess=c.preprocess, load_size=c.load_size,
-                               crop_size=c.crop_size, use_flip=c.use_flip, cache=c.cache_images,
-                               cache_max_images=c.cache_max_images, strict=c.strict)
-
-    def ema_nets(self) -> tuple[str, ...]:
-        return (self.gen,)
-
-    def state_dict(self) -> dict:
-        return self.adv.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.adv.load_state_dict(state)
+        self._data_root, data = unpaired_train_set(self.config)
+        return data
 
     # -- the step
     def _flipped(self, batch: dict, ctx: StepContext) -> bool:

@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine import stabilizers as stab
-from ..engine.adversarial import Adversary
-from ..engine.task import OptimizerSpec, Phase, StepContext
+from ..engine.adversarial import Adversary, SingleGANTask
+from ..engine.task import StepContext
 from .config import CycleGANConfig
 from .data import PairedDataset, load_pairs, paired_source
 from .nets import build_discriminator, build_generator
 from .pipeline import preview_grid, translation_metrics
-from .task import forward_for_d, forward_for_g, summary_line
+from .task import forward_for_d, forward_for_g, loader_options, summary_line
 
 
 def pair_source(cfg: CycleGANConfig, split: str = "train") -> tuple[Path, Path] | Path | None:
@@ -42,7 +42,7 @@ def pair_source(cfg: CycleGANConfig, split: str = "train") -> tuple[Path, Path] 
     return paired_source(data, split=split)
 
 
-class Pix2PixTask:
+class Pix2PixTask(SingleGANTask):  # optimizers, phases (D, D-reg, G), EMA of G, checkpointed GAN state
     def __init__(self, config: CycleGANConfig):
         c = self.config = config
         self.adv = Adversary(c)
@@ -63,26 +63,8 @@ class Pix2PixTask:
         self.adv.apply_to_disc(disc, c.init, c.init_gain)
         return {self.gen: gen, self.disc: disc}
 
-    def optimizers(self) -> dict[str, OptimizerSpec]:
-        return self.adv.optimizers(gen=(self.gen,), disc=(self.disc,))
-
-    def phases(self) -> list[Phase]:
-        return self.adv.phases(d=self.d_loss, d_reg=self.d_reg_loss, g=self.g_loss, order=("D", "D-reg", "G"))
-
     def dataset(self) -> PairedDataset:
-        c = self.config
-        return PairedDataset(pair_source(c), channels=c.channels, preprocess=c.preprocess, load_size=c.load_size,
-                             crop_size=c.crop_size, use_flip=c.use_flip, cache=c.cache_images,
-                             cache_max_images=c.cache_max_images, strict=c.strict)
-
-    def ema_nets(self) -> tuple[str, ...]:
-        return (self.gen,)
-
-    def state_dict(self) -> dict:
-        return self.adv.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.adv.load_state_dict(state)
+        return PairedDataset(pair_source(self.config), **loader_options(self.config))
 
     # -- the step
     @staticmethod

@@ -88,6 +88,18 @@ def train_folders(cfg: CycleGANConfig) -> tuple[str, str, str]:
     return data, str(a), str(b)
 
 
+def loader_options(cfg: CycleGANConfig) -> dict:
+    """The config's loading options, as the keywords of `UnpairedDataset` and `PairedDataset`."""
+    return dict(channels=cfg.channels, preprocess=cfg.preprocess, load_size=cfg.load_size, crop_size=cfg.crop_size,
+                use_flip=cfg.use_flip, cache=cfg.cache_images, cache_max_images=cfg.cache_max_images, strict=cfg.strict)
+
+
+def unpaired_train_set(cfg: CycleGANConfig) -> tuple[str, UnpairedDataset]:
+    """(dataset root or "", the unpaired training set on `train_folders`), for CycleGAN and CUT."""
+    root, a, b = train_folders(cfg)
+    return root, UnpairedDataset(a, b, **loader_options(cfg))
+
+
 class CycleGANTask:
     def __init__(self, config: CycleGANConfig):
         c = self.config = config
@@ -131,11 +143,8 @@ class CycleGANTask:
         return self.adv.phases(g=self.g_loss, d=self.d_loss, d_reg=self.d_reg_loss, order=("G", "D", "D-reg"))
 
     def dataset(self) -> UnpairedDataset:
-        c = self.config
-        self._data_root, a, b = train_folders(c)
-        return UnpairedDataset(a, b, channels=c.channels, preprocess=c.preprocess, load_size=c.load_size,
-                               crop_size=c.crop_size, use_flip=c.use_flip, cache=c.cache_images,
-                               cache_max_images=c.cache_max_images, strict=c.strict)
+        self._data_root, data = unpaired_train_set(self.config)
+        return data
 
     def ema_nets(self) -> tuple[str, ...]:
         return ("gen_ab", "gen_ba")

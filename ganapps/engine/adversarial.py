@@ -287,21 +287,24 @@ class Adversary:
 
 
 class SingleGANTask:
-    """The task-protocol methods every one-generator, one-critic GAN task writes the same way: a generator "gen"
-    (with an EMA copy) and a critic "disc", optimized by `self.adv` (an `Adversary`) in the phases it builds from
-    the task's `d_loss`, `d_reg_loss` (needed when r1_gamma > 0) and `g_loss`, with the Adversary's state in the
-    checkpoints. A task sets `self.adv` and writes `build_nets`, `dataset` and those losses."""
+    """The task-protocol methods every one-generator, one-critic GAN task writes the same way: a generator net
+    (`self.gen`, default "gen", with an EMA copy) and a critic net (`self.disc`, default "disc"), optimized by
+    `self.adv` (an `Adversary`) in the phases it builds from the task's `d_loss`, `d_reg_loss` (needed when
+    r1_gamma > 0) and `g_loss` (order D, D-reg, G), with the Adversary's state in the checkpoints. A task sets
+    `self.adv` and writes `build_nets`, `dataset` and those losses."""
 
     adv: Adversary
+    gen: str = "gen"
+    disc: str = "disc"
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
-        return self.adv.optimizers(gen=("gen",), disc=("disc",))
+        return self.adv.optimizers(gen=(self.gen,), disc=(self.disc,))
 
     def phases(self) -> list[Phase]:
         return self.adv.phases(d=self.d_loss, d_reg=getattr(self, "d_reg_loss", None), g=self.g_loss)  # type: ignore[attr-defined]
 
     def ema_nets(self) -> tuple[str, ...]:
-        return ("gen",)
+        return (self.gen,)
 
     def state_dict(self) -> dict[str, Any]:
         return self.adv.state_dict()

@@ -33,6 +33,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from ..engine.paths import data_dir
@@ -117,10 +118,16 @@ def fetch_photos(dest: Path, *, quiet: bool = True) -> dict[str, Path]:
 
 def verify(root: Path) -> dict[str, int]:
     """Counts and image sizes of a built dataset; raises ValueError when anything is off."""
+    return _check_images(root, COUNTS)
+
+
+def _check_images(root: Path, expected: dict[str, int]) -> dict[str, int]:
+    """{folder: count} of `root`'s PNG folders, each holding the `expected` count; a sample of each folder is
+    SIZE x SIZE RGB. Raises ValueError naming the first folder or file that is off."""
     from PIL import Image
 
     counts = {}
-    for name, n in COUNTS.items():
+    for name, n in expected.items():
         files = sorted((root / name).glob("*.png"))
         if len(files) != n:
             raise ValueError(f"{root / name}: {len(files)} images, expected {n}")
@@ -132,20 +139,47 @@ def verify(root: Path) -> dict[str, int]:
     return counts
 
 
+def _is_built(root: Path, check: Callable[[Path], object]) -> bool:
+    """True when `root` holds a manifest of this FORMAT_VERSION and passes `check`."""
+    marker = root / "manifest.json"
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text()).get("format") == FORMAT_VERSION:
+                check(root)
+                return True
+        except (ValueError, json.JSONDecodeError):
+            pass
+    return False
+
+
+def _publish(root: Path, write: Callable[[Path], None], check: Callable[[Path], dict[str, int]],
+             manifest: dict) -> Path:
+    """`write` the set into a temporary folder next to `root`, `check` it, add manifest.json ({"format", "counts",
+    **manifest}) and only then replace `root` with it; nothing is left behind when any step fails."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        write(tmp)
+        counts = check(tmp)
+        (tmp / "manifest.json").write_text(json.dumps(
+            {"format": FORMAT_VERSION, "counts": counts, **manifest}, indent=1))
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
 def build(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
     """Build the dataset into `dest` (default: the ganapps data cache) unless a verified copy is there."""
     import numpy as np
     from PIL import Image
 
     root = Path(dest) if dest else default_dir()
-    marker = root / "manifest.json"
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text()).get("format") == FORMAT_VERSION:
-                verify(root)
-                return root
-        except (ValueError, json.JSONDecodeError):
-            pass
+    if _is_built(root, verify):
+        return root
     files = fetch_photos(root.parent / f"{root.name}_photos", quiet=quiet)
 
     def load(name):
@@ -166,25 +200,16 @@ def build(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
         "testB": [paint(c) for c in test_b],
     }
     sets["testA_painted"] = [paint(c) for c in sets["testA"]]
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         for name, images in sets.items():
             (tmp / name).mkdir()
             for k, img in enumerate(images):
                 Image.fromarray(img).save(tmp / name / f"{k:04d}.png")
-        counts = verify(tmp)
-        (tmp / "manifest.json").write_text(json.dumps(
-            {"format": FORMAT_VERSION, "counts": counts, "size": SIZE, "scales": SCALES, "seed": SEED,
-             "style": STYLE, "train_photos": TRAIN_PHOTOS, "test_photos": TEST_PHOTOS,
-             "wheels": {f"{p}=={v}": m for (p, v), m in WHEELS.items()}}, indent=1))
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+
+    return _publish(root, write, verify, {
+        "size": SIZE, "scales": SCALES, "seed": SEED, "style": STYLE, "train_photos": TRAIN_PHOTOS,
+        "test_photos": TEST_PHOTOS, "wheels": {f"{p}=={v}": m for (p, v), m in WHEELS.items()}})
 
 
 PAIRED_COUNTS = {"trainA": COUNTS["trainA"], "trainB": COUNTS["trainA"], "testA": COUNTS["testA"],
@@ -200,51 +225,25 @@ def build_paired(dest: str | os.PathLike | None = None, *, source: str | os.Path
     from PIL import Image
 
     root = Path(dest) if dest else default_dir().with_name("cyclegan_builtin_paired")
-    marker = root / "manifest.json"
-    if marker.is_file():
-        try:
-            if json.loads(marker.read_text()).get("format") == FORMAT_VERSION:
-                verify_paired(root)
-                return root
-        except (ValueError, json.JSONDecodeError):
-            pass
+    if _is_built(root, verify_paired):
+        return root
     src = Path(source) if source else build(quiet=quiet)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         for name, origin in (("trainA", "trainA"), ("testA", "testA"), ("testB", "testA_painted")):
             shutil.copytree(src / origin, tmp / name)
         (tmp / "trainB").mkdir()
         for f in sorted((src / "trainA").glob("*.png")):
             Image.fromarray(paint(np.asarray(Image.open(f).convert("RGB")))).save(tmp / "trainB" / f.name)
-        counts = verify_paired(tmp)
-        (tmp / "manifest.json").write_text(json.dumps(
-            {"format": FORMAT_VERSION, "counts": counts, "size": SIZE, "style": STYLE, "derived_from": str(src),
-             "train_photos": TRAIN_PHOTOS, "test_photos": TEST_PHOTOS},
-            indent=1))
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+
+    return _publish(root, write, verify_paired, {
+        "size": SIZE, "style": STYLE, "derived_from": str(src), "train_photos": TRAIN_PHOTOS,
+        "test_photos": TEST_PHOTOS})
 
 
 def verify_paired(root: Path) -> dict[str, int]:
     """Counts, sizes and matching names of a built paired set; raises ValueError when anything is off."""
-    from PIL import Image
-
-    counts = {}
-    for name, n in PAIRED_COUNTS.items():
-        files = sorted((root / name).glob("*.png"))
-        if len(files) != n:
-            raise ValueError(f"{root / name}: {len(files)} images, expected {n}")
-        for f in files[:: max(1, n // 8)]:
-            with Image.open(f) as im:
-                if im.size != (SIZE, SIZE) or im.mode != "RGB":
-                    raise ValueError(f"{f}: {im.size} {im.mode}, expected ({SIZE}, {SIZE}) RGB")
-        counts[name] = len(files)
+    counts = _check_images(root, PAIRED_COUNTS)
     for split in ("train", "test"):
         a = [f.name for f in sorted((root / f"{split}A").glob("*.png"))]
         if a != [f.name for f in sorted((root / f"{split}B").glob("*.png"))]:

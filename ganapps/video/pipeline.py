@@ -22,6 +22,7 @@ from ..engine.errors import InputError
 from ..engine.images import IMAGE_SUFFIXES, has_suffix
 from ..engine.inference import InferenceModel
 from ..engine.metrics.image_quality import psnr, ssim
+from .adapt import keep_best
 from .config import VideoConfig
 from .data import iter_frames, probe, to_tensor
 from .nets import PRIOR_PAIRS, build_predictor, motion_prior, warp
@@ -266,25 +267,13 @@ def _adapt_all_weights(net: nn.Module, x: torch.Tensor, tc: int, future: int, st
             err = (work(ctx[held], h) - target[held]).pow(2).mean((2, 3, 4))  # (S_held, h)
             return float((err * held_m[held]).sum() / held_m[held].sum())
 
-    record = [held_out()]
-    best, best_step, since, step = copy.deepcopy(work.state_dict()), 0, 0, 0
-    for step in range(1, steps + 1):
+    def train_loss() -> torch.Tensor:
         pick = trainable[torch.randint(len(trainable), (min(batch_size, len(trainable)),), generator=g)]
         pred, m = work(ctx[pick], h), train_m[pick]
         per_frame = (pred - target[pick]).abs().mean((2, 3, 4)) + gdl_weight * _frame_gdl(pred, target[pick])
-        loss = (per_frame * m).sum() / m.sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        record.append(held_out())
-        if record[-1] < record[best_step]:
-            best, best_step, since = copy.deepcopy(work.state_dict()), step, 0
-        else:
-            since += 1
-            if since >= patience:
-                break
-    work.load_state_dict(best)
-    return work, {"steps_run": step, "best_step": best_step, "held_out": record}
+        return (per_frame * m).sum() / m.sum()
+
+    return work, keep_best(work, opt, train_loss, held_out, steps, patience)
 
 
 def read_clip(path: str | os.PathLike, start: int = 0, count: int | None = None,

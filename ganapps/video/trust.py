@@ -10,8 +10,9 @@ Two variants of the research net (/work/research/video, run w32q) are options: `
 candidate, the 2-pair flow plus a learned per-pixel correction; `guard_means=False` gives the plain temporal means
 (the last 4 frames; the last 3 warped by the 2-pair velocity) it was trained with.
 
-Plain nn.Module with integer arguments; imports torch and `nets` (warp, farneback_prior) only. The Farneback flows
-are not differentiable: training feeds precomputed ones (`forward(..., flows=)`), inference computes them.
+Plain nn.Module with integer arguments; imports torch, `nets` (warp, farneback_prior) and `adapt` (keep_best) only.
+The Farneback flows are not differentiable: training feeds precomputed ones (`forward(..., flows=)`), inference
+computes them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .adapt import keep_best
 from .nets import farneback_prior, warp
 
 CONTEXT = 6  # context frames c0..c5
@@ -304,27 +306,18 @@ class TrustNet(nn.Module):
             mse = (pred - target).pow(2).mean((2, 3, 4))  # (S, K)
             return (torch.log(mse + 1e-5) * train_m).sum() / train_m.sum(), (mse * held_m).sum() / held_m.sum()
 
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            record = [float(errors()[1])]
-        best, best_step, since, step = copy.deepcopy(work.state_dict()), 0, 0, 0
-        for step in range(1, steps + 1):
-            loss = errors()[0]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        def train_loss() -> torch.Tensor:
+            return errors()[0]
+
+        def held_out() -> float:
             with torch.no_grad():
-                record.append(float(errors()[1]))
-            if record[-1] < record[best_step]:
-                best, best_step, since = copy.deepcopy(work.state_dict()), step, 0
-            else:
-                since += 1
-                if since >= patience:
-                    break
+                return float(errors()[1])
+
+        torch.manual_seed(seed)
+        record = keep_best(work, opt, train_loss, held_out, steps, patience)
         for hook in hooks:
             hook.remove()
-        work.load_state_dict(best)
-        return work.eval(), {"steps_run": step, "best_step": best_step, "held_out": record}
+        return work.eval(), record
 
 
 
