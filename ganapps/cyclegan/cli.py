@@ -192,6 +192,30 @@ def _translate_clips(translator: Translator, clip_dest: dict, direction: str, st
     return results
 
 
+def _evaluate_clip(clip: Path, model, device: str, direction: str, strength: float, limit: int, flow: str,
+                   json_out: bool, quiet: bool) -> None:
+    """`evaluate --clip`: the flicker figures of a translated clip, per frame and with the temporal filter."""
+    from .temporal import FLOW_METHODS
+    from .video import evaluate_clip
+
+    if direction not in ("a2b", "b2a"):
+        direction = "a2b" if direction == "both" else direction
+    if direction not in ("a2b", "b2a"):
+        raise InputError(f"--direction {direction}: expected a2b or b2a")
+    if flow not in FLOW_METHODS:
+        raise InputError(f"--flow {flow}: expected one of {', '.join(FLOW_METHODS)}")
+    _check_strength(strength)
+    if limit < 2:
+        raise InputError(f"--limit {limit}: a flicker figure needs at least 2 frames")
+    translator = load(Translator, model, device)
+    res = evaluate_clip(translator, clip, direction=direction, temporal=strength, limit=limit, flow=flow,
+                        progress=not quiet)
+    if json_out:
+        print_json(res)
+    else:
+        _print_clip_figures(res)
+
+
 def _print_clip_figures(res: dict) -> None:
     cuts = [s for s in res["shot_starts"] if s]
     print(f"{res['clip']}: {res['frames']} frames, {res['shots']} shot(s)"
@@ -240,25 +264,7 @@ def evaluate(
     from .pipeline import evaluate_folders
 
     if clip is not None:
-        from .temporal import FLOW_METHODS
-        from .video import evaluate_clip
-
-        if direction not in ("a2b", "b2a"):
-            direction = "a2b" if direction == "both" else direction
-        if direction not in ("a2b", "b2a"):
-            raise InputError(f"--direction {direction}: expected a2b or b2a")
-        if flow not in FLOW_METHODS:
-            raise InputError(f"--flow {flow}: expected one of {', '.join(FLOW_METHODS)}")
-        _check_strength(temporal_strength)
-        if limit < 2:
-            raise InputError(f"--limit {limit}: a flicker figure needs at least 2 frames")
-        translator = load(Translator, model, device)
-        res = evaluate_clip(translator, clip, direction=direction, temporal=temporal_strength, limit=limit,
-                            flow=flow, progress=not quiet)
-        if json_out:
-            print_json(res)
-        else:
-            _print_clip_figures(res)
+        _evaluate_clip(clip, model, device, direction, temporal_strength, limit, flow, json_out, quiet)
         return
     if direction not in ("a2b", "b2a", "both"):
         raise InputError(f"--direction {direction}: expected a2b, b2a or both")
