@@ -90,6 +90,20 @@ def shipped():
     return Translator.from_checkpoint(device="cpu")
 
 
+def flickering(shipped, frames, amplitude: float = 0.08) -> list[np.ndarray]:
+    """The shipped model's per-frame outputs (H, W, 3) in [0, 1] plus flicker that is independent from frame to
+    frame (fine texture a per-frame translator hallucinates anew on every frame: a fresh seeded pattern each frame),
+    so the filter's effect on flicker is measured whatever the shipped model's own flicker (the current model's
+    is small: an excess warping error of about 0.003 on these clips)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for a in shipped.translate_frames(frames):
+        o = a.astype(np.float32) / 255.0
+        noise = cv2.GaussianBlur(rng.normal(0.0, 1.0, o.shape).astype(np.float32), (0, 0), 0.7)
+        out.append(np.clip(o + amplitude * noise, 0.0, 1.0))
+    return out
+
+
 def shots(n: int = 8, size: int = 96):
     """Three shots of different pictures: a sub-pixel pan, a pan with zoom, rotation and a moving object, a
     diagonal pan. -> render_shots(...) at size x size."""
@@ -154,7 +168,7 @@ def test_temporal_mode_halves_the_excess_flicker_and_follows_every_cut(shipped):
 
     frames, flows, masks = shots()
     starts = [t for t, f in enumerate(flows) if f is None]
-    per_frame = [a.astype(np.float32) / 255.0 for a in shipped.translate_frames(frames)]
+    per_frame = flickering(shipped, frames)
     filt = TemporalFilter(0.7)
     temporal, resets = [], []
     for t, (f, o) in enumerate(zip(frames, per_frame, strict=True)):
@@ -168,7 +182,7 @@ def test_temporal_mode_halves_the_excess_flicker_and_follows_every_cut(shipped):
                      cut=flows[t] is None, motion=None if flows[t] is None else (flows[t], masks[t]))
     res = meter.summary()
     assert res["shots"] == 3 and res["pairs"] == len(frames) - 3
-    assert res["excess/per_frame"] > 0.02  # the shipped model does flicker on moving pictures
+    assert res["excess/per_frame"] > 0.02  # the per-frame outputs do flicker on moving pictures
     assert res["excess_ratio/temporal"] <= 0.5
     assert res["psnr_shot_start_db/temporal"] == 100.0  # identical: nothing carried over a cut
     truth = [paint(f).astype(np.float32) / 255.0 for f in frames]
@@ -181,7 +195,7 @@ def test_estimated_flow_finds_the_cuts_and_measures_like_the_true_motion(shipped
     """Without known motion (what `evaluate --clip` does) the meter finds the same shots, and its warping
     errors order the streams as the true motion does."""
     frames, flows, masks = shots()
-    per_frame = [a.astype(np.float32) / 255.0 for a in shipped.translate_frames(frames)]
+    per_frame = flickering(shipped, frames)
     filt = TemporalFilter(0.7)
     known, estimated = FlickerMeter(), FlickerMeter()
     for t, (f, o) in enumerate(zip(frames, per_frame, strict=True)):
