@@ -245,7 +245,7 @@ def test_a_safetensors_write_that_fails_midway_leaves_no_folder_behind(tmp_path,
 
 
 @pytest.mark.parametrize("options, fmt, nets", [
-    ({"gen": "colourtone"}, "onnx", ["gen_ab", "gen_ba"]),  # the default recipe's generator
+    pytest.param({"gen": "colourtone"}, "onnx", ["gen_ab", "gen_ba"], marks=pytest.mark.slow),  # ~19 s of export
     ({"gen": "colourtone"}, "torchscript", ["gen_ab", "gen_ba"]),
     ({"use_colour_branch": True}, "torchscript", ["gen_ab", "gen_ba"]),
     ({"upsample": "resize"}, "torchscript", ["gen_ab", "gen_ba"]),
@@ -295,7 +295,7 @@ def test_area_resize_is_the_area_interpolation_the_colour_branch_runs_in_pytorch
         assert float((area_resize(x, 64) - expected).abs().max()) <= (kh * kw + kh + kw + 2) * 2**-24
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=pytest.mark.slow)])  # onnx: ~27 s
 def test_the_trustnet_predictor_exports_with_its_context_flows_as_an_input(tmp_path, fmt, capsys):
     """TrustNet (the shipped video model's kind) computes six Farneback flows of its context with OpenCV; the
     exported graph takes them as the input `flows` (`trust.context_flows`) and reproduces the net on a moving
