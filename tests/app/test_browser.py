@@ -362,12 +362,13 @@ def test_crafted_model_paths_are_refused(server, files):
     assert r.status_code in (403, 404)
 
 
-def test_a_second_app_on_a_taken_port_is_a_one_line_error(server, files):
-    temp = Path(tempfile.gettempdir())
+def test_a_second_app_on_a_taken_port_is_a_one_line_error(server, files, tmp_path):
+    temp = tmp_path / "tmp"  # the app's own TMPDIR: other processes' folders in the system's cannot interfere
+    temp.mkdir()
     before = set(temp.glob("ganapps-app-*"))
     out = subprocess.run([sys.executable, "-m", "ganapps.cli", "app", "--port", str(server.port), "--runs",
                           str(files["runs"])], cwd=files["cwd"], capture_output=True, text=True, timeout=STARTUP_S,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+                         env=dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(temp)))
     assert out.returncode == 2, out.stderr[-2000:]
     err = out.stderr.strip()
     assert err.startswith(f"error: --port {server.port}: cannot listen on 127.0.0.1:{server.port} (Cannot find "
@@ -376,12 +377,13 @@ def test_a_second_app_on_a_taken_port_is_a_one_line_error(server, files):
     assert set(temp.glob("ganapps-app-*")) <= before  # and its temporary folder is gone
 
 
-def test_sigterm_during_start_up_leaves_no_temporary_folder(files):
-    temp = Path(tempfile.gettempdir())
+def test_sigterm_during_start_up_leaves_no_temporary_folder(files, tmp_path):
+    temp = tmp_path / "tmp"  # the app's own TMPDIR: other processes' folders in the system's cannot interfere
+    temp.mkdir()
     before = set(temp.glob("ganapps-app-*"))
     proc = subprocess.Popen([sys.executable, "-m", "ganapps.cli", "app", "--port", str(_free_port())],
                             cwd=files["cwd"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+                            env=dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(temp)))
     deadline = time.monotonic() + STARTUP_S
     while not set(temp.glob("ganapps-app-*")) - before and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
