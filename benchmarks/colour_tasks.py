@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -128,22 +126,15 @@ def build(task: str, dest: str | os.PathLike, *, quiet: bool = True) -> Path:
     f = TASKS[task]
     sets = {"trainA": crops["trainA"], "trainB": [f(c) for c in crops["trainB"]], "testA": crops["testA"],
             "testB": [f(c) for c in crops["testB"]], "testA_true": [f(c) for c in crops["testA"]]}
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{task}.", dir=root.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         for split, images in sets.items():
             (tmp / split).mkdir()
             for k, img in enumerate(images):
                 Image.fromarray(img).save(tmp / split / f"{k:04d}.png")
-        (tmp / "manifest.json").write_text(json.dumps({"format": FORMAT_VERSION, "task": task, "size": SIZE,
-                                                       "counts": {k: len(v) for k, v in sets.items()}}))
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+
+    return builtin.publish(root, write, lambda tmp: {k: len(v) for k, v in sets.items()},
+                           {"task": task, "size": SIZE}, fmt=FORMAT_VERSION)
 
 
 def identity_psnr(root: Path) -> float:

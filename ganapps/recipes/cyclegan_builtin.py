@@ -152,17 +152,17 @@ def _is_built(root: Path, check: Callable[[Path], object]) -> bool:
     return False
 
 
-def _publish(root: Path, write: Callable[[Path], None], check: Callable[[Path], dict[str, int]],
-             manifest: dict) -> Path:
-    """`write` the set into a temporary folder next to `root`, `check` it, add manifest.json ({"format", "counts",
-    **manifest}) and only then replace `root` with it; nothing is left behind when any step fails."""
+def publish(root: Path, write: Callable[[Path], None], check: Callable[[Path], dict[str, int]],
+            manifest: dict, fmt: int = FORMAT_VERSION) -> Path:
+    """`write` the set into a temporary folder next to `root`, `check` it, add manifest.json ({"format": fmt,
+    "counts", **manifest}) and only then replace `root` with it; nothing is left behind when any step fails."""
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
         write(tmp)
         counts = check(tmp)
         (tmp / "manifest.json").write_text(json.dumps(
-            {"format": FORMAT_VERSION, "counts": counts, **manifest}, indent=1))
+            {"format": fmt, "counts": counts, **manifest}, indent=1))
         if root.exists():
             shutil.rmtree(root)
         os.replace(tmp, root)
@@ -207,7 +207,7 @@ def build(dest: str | os.PathLike | None = None, *, quiet: bool = True) -> Path:
             for k, img in enumerate(images):
                 Image.fromarray(img).save(tmp / name / f"{k:04d}.png")
 
-    return _publish(root, write, verify, {
+    return publish(root, write, verify, {
         "size": SIZE, "scales": SCALES, "seed": SEED, "style": STYLE, "train_photos": TRAIN_PHOTOS,
         "test_photos": TEST_PHOTOS, "wheels": {f"{p}=={v}": m for (p, v), m in WHEELS.items()}})
 
@@ -236,7 +236,7 @@ def build_paired(dest: str | os.PathLike | None = None, *, source: str | os.Path
         for f in sorted((src / "trainA").glob("*.png")):
             Image.fromarray(paint(np.asarray(Image.open(f).convert("RGB")))).save(tmp / "trainB" / f.name)
 
-    return _publish(root, write, verify_paired, {
+    return publish(root, write, verify_paired, {
         "size": SIZE, "style": STYLE, "derived_from": str(src), "train_photos": TRAIN_PHOTOS,
         "test_photos": TEST_PHOTOS})
 
