@@ -264,7 +264,7 @@ def predict_upload(predictor: Any, upload: str | os.PathLike | None, frames: Any
         progress(0.1, "reading the clip")
         info, first, context, truth = _read_inputs(path, predictor, k, start)
         progress(0.3, f"adapting {steps} steps" if steps else "predicting")
-        pred, timing = _continue(predictor, path, first, context, k, steps)
+        pred, timing = _continue(predictor, path, first, context, k, steps, guard=True)
         fps = info.fps
         pred_file = write_video(out / f"{stem}_pred.mp4", to_uint8(pred), fps)
         side = VideoSink(out / f"{stem}_side_by_side.webm", fps)
@@ -274,6 +274,8 @@ def predict_upload(predictor: Any, upload: str | os.PathLike | None, frames: Any
     summary = (f"{path.name}: {k} frames predicted ({pred.shape[-1]}x{pred.shape[-2]}) from frames "
                f"{first}..{first + tc - 1} of {n}" + (f" after {steps} adapt steps ({timing['adapt_s']:.1f} s)"
                                                       if steps else ""))
+    if timing.get("guard", "model") != "model":
+        summary += f"; {timing['guard']} predicted the clip's earlier frames better than the model, so it was used"
     table = None
     if truth is not None:
         table = horizon_table(_scores(context, pred, truth))

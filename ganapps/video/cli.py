@@ -48,7 +48,7 @@ def _read_inputs(clip: Path, predictor: Predictor, k: int, start: int | None):
 
 
 def _continue(predictor: Predictor, clip: Path, first: int, context: torch.Tensor, k: int,
-              adapt: int, guard: bool) -> tuple[torch.Tensor, dict]:
+              adapt: int, guard: bool = True) -> tuple[torch.Tensor, dict]:
     """(K, C, H, W) prediction at the clip's size, after `adapt` fine-tuning steps on the frames before the
     context's end (never the ground truth after it) and, with `guard`, the backtest on them that falls back to a
     classical answer where the model did worse; and the seconds each part took."""
