@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         ref_name = "reference (pytorch-CycleGAN-and-pix2pix)" if task == "cyclegan" else "OpenSTL ConvLSTM_Model"
         print(f"\n{what}" + (f", {flops / 1e9:.0f} GFLOP per step (FlopCounterMode on the reference's step)"
                              if flops else "; no anchors folder: no reference or FLOP count"), flush=True)
-        print(f"  {'variant':42s} {'s/step':>7s}  " + "  ".join(f"{c:>11s}" for c in CATEGORIES) + "   MFU")
+        print(f"  {'variant':46s} {'s/step':>7s}  " + "  ".join(f"{c:>11s}" for c in CATEGORIES) + "   MFU")
         for r in rows:
             prec = default if r["variant"] == "default" else "fp32"
             name = {"reference": ref_name + ", fp32", "fp32": "ours, fp32", "default": f"ours, default ({prec})"}[
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
             cells = "  ".join(f"{split[c]:5.2f} {100 * split[c] / total:3.0f}%" for c in CATEGORIES)
             mfu = (f"{100 * flops / r['s_step'] / peaks[prec]:4.0f}% of {prec} peak ({flops / r['s_step'] / 1e9:.0f} "
                    f"GFLOP/s)" if flops else "")
-            print(f"  {name:42s} {r['s_step']:7.2f}  {cells}   {mfu}", flush=True)
+            print(f"  {name:46s} {r['s_step']:7.2f}  {cells}   {mfu}", flush=True)
 
 
 if __name__ == "__main__":
