@@ -218,7 +218,8 @@ def side_by_side(reps: int, iters: int, threads: int, warm: int = 3, out: Path =
     """The reference's own train.py against `ganapps cyclegan train` (float32 and the default precision), same
     data (the built-in set), same settings, `threads` torch threads each, variants interleaved per repetition.
     s/iter: the reference's printed per-iteration compute time, our metrics.jsonl time/step (which also counts
-    the batch fetch), medians after `warm` warm-up iterations."""
+    the batch fetch), medians after `warm` warm-up iterations. Ours runs `--preset reference` (the reference's
+    recipe: ngf/ndf 64, identity 0.5, pool 50...; the default preset is the painting recipe, a smaller net)."""
     import shutil
 
     import torch
@@ -266,7 +267,8 @@ def side_by_side(reps: int, iters: int, threads: int, warm: int = 3, out: Path =
         for v, extra in (("fp32", ["--no-use-amp"]), ("default", [])):
             run = out / f"{v}{rep}"
             _, rss = _run_measured(
-                [ga, "cyclegan", "train", "--data", data, "--out", str(run), "--gen", "resnet_9blocks", "--disc",
+                [ga, "cyclegan", "train", "--preset", "reference", "--data", data, "--out", str(run), "--gen",
+                 "resnet_9blocks", "--disc",
                  "basic", "--norm", "instance", "--loss", "lsgan", "--load-size", "143", "--crop-size", "128",
                  "--batch-size", "1", "--steps", str(iters), "--threads", str(threads), "--log-every-steps", "1",
                  "--sample-every-steps", "1000000", "--checkpoint-every-steps", "1000000", "--no-write-report",
