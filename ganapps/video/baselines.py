@@ -1,0 +1,84 @@
+"""The classical answers a video predictor must beat - copy-last-frame and Farneback flow extrapolation with 1 and
+2 frame pairs - as functions and as a net (`Classical`), and the *guard*: a backtest on the clip's own earlier
+frames that keeps the learned net only where it predicted those frames at least as well as every classical answer,
+and otherwise hands the clip to the best of them. Imports torch and `nets` only; no data format or training code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .nets import motion_prior, warp
+
+BASELINES = ("copy_last", "flow1", "flow2")
+
+
+def copy_last(context: torch.Tensor, frames: int) -> torch.Tensor:
+    """The copy-last-frame baseline: (B, T, C, H, W) -> (B, frames, C, H, W)."""
+    return context[:, -1:].expand(-1, frames, -1, -1, -1).clone()
+
+
+def flow_extrapolate(context: torch.Tensor, frames: int, pairs: int = 1) -> torch.Tensor:
+    """Optical-flow extrapolation baseline: OpenCV Farneback flow from the last frame back to the one before
+    (pairs=1; more pairs average the flows to earlier frames, divided by their distance, as the flowprior head
+    does), assumed constant, warps the last frame k steps ahead (bilinear, border replicated).
+    (B, T>=2, C, H, W) -> (B, frames, C, H, W)."""
+    last = context[:, -1].float()
+    back = motion_prior(context.float(), pairs)  # (B, 2, H, W) pixels per frame
+    return torch.stack([warp(last, k * back) for k in range(1, frames + 1)], 1)
+
+
+def classical(name: str, context: torch.Tensor, frames: int) -> torch.Tensor:
+    """One of BASELINES on a context (B, T, C, H, W) -> (B, frames, C, H, W)."""
+    if name == "copy_last":
+        return copy_last(context, frames)
+    if name in ("flow1", "flow2"):
+        return flow_extrapolate(context, frames, int(name[-1]))
+    raise ValueError(f"unknown baseline {name!r}; expected one of {BASELINES}")
+
+
+class Classical(nn.Module):
+    """A baseline as a predictor net: forward(context (B, T, C, H, W), future) -> (B, future, C, H, W); at a
+    clip's own size through `predict_hires` (what a learned net's `Predictor` calls for frames of another size)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        classical(name, torch.zeros(1, 2, 1, 4, 4), 1)  # validates the name
+        self.name = name
+
+    def forward(self, context: torch.Tensor, future: int, **_) -> torch.Tensor:
+        return classical(self.name, context, future)
+
+    @torch.no_grad()
+    def predict_hires(self, context: torch.Tensor, future: int, hires: torch.Tensor) -> torch.Tensor:
+        return classical(self.name, hires, future).clamp(-1, 1)
+
+
+@torch.no_grad()
+def backtest(net: nn.Module, frames: torch.Tensor, context: int, horizons: int, windows: int = 5) -> dict[str, float]:
+    """Score `net` and each of BASELINES on a clip's known frames (T, C, H, W) in [-1, 1]: the last `windows`
+    windows of `context` frames that have at least one known frame after them predict up to `horizons` of those
+    frames. -> {name: mean over windows and horizons of log10(MSE + 1e-8)} (lower is better); {} when the clip has
+    fewer than context + 1 frames."""
+    t = frames.shape[0]
+    starts = list(range(max(0, t - context - windows), t - context))
+    if not starts:
+        return {}
+    out: dict[str, list[torch.Tensor]] = {"model": [], **{b: [] for b in BASELINES}}
+    for s in starts:
+        k = min(horizons, t - context - s)
+        ctx, target = frames[None, s:s + context], frames[None, s + context:s + context + k]  # (1, ., C, H, W)
+        preds = {"model": net(ctx, k).clamp(-1, 1), **{b: classical(b, ctx, k) for b in BASELINES}}
+        for name, p in preds.items():
+            out[name].append(torch.log10((p.float() - target).pow(2).mean((0, 2, 3, 4)) + 1e-8))  # (k,)
+    return {name: float(torch.cat(v).mean()) for name, v in out.items()}
+
+
+def guard_choice(scores: dict[str, float]) -> str:
+    """The guard's decision from `backtest` scores: "model" unless a baseline scored strictly better (ties keep
+    the model); "model" also when there was nothing to backtest on."""
+    if not scores:
+        return "model"
+    best = min(BASELINES, key=lambda b: scores[b])
+    return best if scores[best] < scores["model"] else "model"
