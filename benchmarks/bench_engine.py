@@ -55,7 +55,7 @@ def trainer_loop(steps: int, batch: int, hidden: int) -> float:
         cfg = ToyConfig(out=out + "/run", steps=steps, batch_size=batch, hidden=hidden, gan_loss="hinge", lr_g=1e-3,
                         lr_d=1e-3, beta1=0.0, beta2=0.9, quiet=True, use_tensorboard=False, write_report=False,
                         sample_every_steps=10**9, checkpoint_every_steps=10**9, log_every_steps=50,
-                        ema_halflife_images=0.0, use_spectral_norm=False)  # the same maths as bare_loop
+                        ema_halflife_images=0.0, use_spectral_norm=False, use_amp=False)  # bare_loop's maths
         task = ToyTask(cfg)
         task.evaluate = None  # time the loop only
         task.preview = None

@@ -82,7 +82,7 @@ def train_throughput(steps: int = 30) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = MedicalConfig(**{**PRESETS["mni"], "steps": steps, "out": tmp + "/run", "quiet": True,
                                "use_tensorboard": False, "write_report": False, "sample_every_steps": 10_000,
-                               "checkpoint_every_steps": 10_000, "device": "cpu"})
+                               "checkpoint_every_steps": 10_000, "device": "cpu", "use_amp": False})
         task = MedicalTask(cfg)
         t0 = time.perf_counter()
         train(task)

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 METHODS = ("cyclegan", "cut", "fastcut", "pix2pix")
-COMMON = dict(batch_size=1, ngf=32, ndf=32, lr_schedule="constant", device="cpu", threads=1, quiet=True,
+COMMON = dict(batch_size=1, ngf=32, ndf=32, lr_schedule="constant", device="cpu", threads=1, quiet=True, use_amp=False,
               use_tensorboard=False, write_report=False, log_every_steps=10**9, sample_every_steps=10**9,
               checkpoint_every_steps=10**9, steps=10**9)
 RECIPES = {

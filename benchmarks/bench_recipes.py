@@ -34,7 +34,8 @@ RECIPES = {  # recipe -> (preset, options over it)
 
 def train_and_score(data: Path, out: Path, preset: str, options: dict, *, steps: int, eval_at: tuple[int, ...],
                     size: int, ground_truth: str, directions: tuple[str, ...] = ("a2b",)) -> dict:
-    """Train `preset` + `options` on `data` (reference layout) in this process, 1 thread, bf16 autocast, a
+    """Train `preset` + `options` on `data` (reference layout) in this process, 1 thread, bf16 autocast (unless
+    `options` set use_amp), a
     checkpoint at every step of `eval_at`; then score each of those checkpoints with `evaluate_folders` on
     testA/testB at `size` px (PSNR/SSIM against data/`ground_truth` for a2b). Writes and returns out/result.json."""
     import shutil
@@ -50,8 +51,8 @@ def train_and_score(data: Path, out: Path, preset: str, options: dict, *, steps:
     if (out / "run").exists():  # an unfinished earlier attempt
         shutil.rmtree(out / "run")
     every = min(eval_at) if all(s % min(eval_at) == 0 for s in eval_at) else 1
-    cfg = CycleGANConfig(**{**PRESETS[preset], **options, "data": str(data), "out": str(out / "run"),
-                            "steps": steps, "use_amp": True, "threads": 1, "quiet": True,
+    cfg = CycleGANConfig(**{**PRESETS[preset], "use_amp": True, **options, "data": str(data), "out": str(out / "run"),
+                            "steps": steps, "threads": 1, "quiet": True,
                             "checkpoint_every_steps": every, "keep_checkpoints": steps // every,
                             "sample_every_steps": steps, "use_tensorboard": False, "write_report": False,
                             "log_every_steps": 50, "eval_images": 48})

@@ -216,7 +216,7 @@ def check_cut(method: str, *, batch_size: int = 1, steps: int = 3, crop: int = 6
     cfg = CycleGANConfig(method=method, data=data, out=out, gen=gen, ngf=ngf, ndf=ngf, load_size=crop,
                          crop_size=crop, preprocess="crop", batch_size=batch_size, steps=100, device="cpu",
                          lr_schedule="constant", log_every_steps=1, use_tensorboard=False, write_report=False,
-                         quiet=True)
+                         quiet=True, use_amp=False)  # float32: compared with the reference's float32 numbers
     tr = _trainer(cfg)
     ref = _cut_reference(cfg, fix_torch_bug)
     nets = tr.nets
@@ -267,7 +267,7 @@ def check_pix2pix(*, batch_size: int = 1, steps: int = 3, crop: int = 256, ngf: 
     ref_mods = load_pix2pix()
     shutil.rmtree(out, ignore_errors=True)
     cfg = CycleGANConfig(method="pix2pix", data=data, out=out, gen=gen, ngf=ngf, ndf=ngf, load_size=crop, crop_size=crop, batch_size=batch_size, steps=100, device="cpu", lr_schedule="constant",
-                         log_every_steps=1, use_tensorboard=False, write_report=False, quiet=True)
+                         log_every_steps=1, use_tensorboard=False, write_report=False, quiet=True, use_amp=False)
     tr = _trainer(cfg)
     opt = Namespace(input_nc=3, output_nc=3, ngf=ngf, ndf=ngf, netG=cfg.gen, netD="basic", n_layers_D=3,
                     norm="batch", no_dropout=False, init_type="normal", init_gain=0.02, isTrain=True,

@@ -35,6 +35,8 @@ def _option_type(hint: Any) -> tuple[Any, str]:
     if get_origin(hint) is Literal:
         choices = get_args(hint)
         return type(choices[0]), "one of " + ", ".join(map(str, choices))
+    if bool in get_args(hint):  # bool | Literal["auto"]: --name / --no-name, and the named choice when not given
+        return bool, ""
     return hint, ""
 
 

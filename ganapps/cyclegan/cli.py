@@ -103,6 +103,9 @@ def translate(
     tile_size: Annotated[int, typer.Option("--tile-size", help="translate larger images in tiles of this size")] = 1024,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="tile overlap in pixels")] = 128,
     device: DeviceOpt = "auto",
+    use_amp: Annotated[Optional[bool], typer.Option(  # noqa: UP045
+        "--use-amp/--no-use-amp", help="bf16 autocast (default: on a CPU with native bf16, as training's "
+                                       "use_amp auto; --no-use-amp: float32)")] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -127,7 +130,8 @@ def translate(
         raise InputError(f"inputs share file names ({', '.join(dupes[:3])}): outputs would overwrite each other; "
                          f"translate them into separate --out folders")
     clip_dest = _clip_destinations(clips, out) if clips else {}
-    translator = load(Translator, model, device, tile_size=tile_size, tile_overlap=tile_overlap)
+    translator = load(Translator, model, device, tile_size=tile_size, tile_overlap=tile_overlap,
+                      use_amp="auto" if use_amp is None else use_amp)
     written, pairs = _translate_images(translator, images, out, direction, side_by_side, grid is not None, quiet)
     clip_results = _translate_clips(translator, clip_dest, direction, temporal_strength if temporal else 0.0,
                                     quiet, json_out)

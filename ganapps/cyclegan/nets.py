@@ -3,7 +3,7 @@ pixel) layer for layer as pytorch-CycleGAN-and-pix2pix's `networks.py`, with res
 (Odena et al. 2016), the anti-aliased variants CUT uses (contrastive-unpaired-translation's defaults), the
 ResNet's encoder feature taps and the PatchNCE MLP head, plus the colour/tone generator and the dual (PatchGAN +
 colour statistics) critic of `colour.py`. Constructors take plain values. No training code and no engine
-imports beyond stabilizers here."""
+imports beyond stabilizers and layers here."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from ..engine.layers import InstanceNorm2d
 
 NORMS = ("instance", "batch", "none")
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "colourtone")
@@ -22,7 +24,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     """The reference's `get_norm_layer`: instance (no affine, no running stats), batch (affine, running
     stats) or none."""
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm2d(channels)  # nn.InstanceNorm2d's maths; bf16 stays bf16 under autocast
     if kind == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     if kind == "none":

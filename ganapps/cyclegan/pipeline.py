@@ -23,6 +23,7 @@ from torch import nn
 from ..engine.errors import InputError
 from ..engine.images import IMAGE_SUFFIXES, array_to_tensor, has_suffix, tensor_to_array, tensor_to_pil
 from ..engine.inference import InferenceModel
+from ..engine.runtime import native_bf16
 from .config import CycleGANConfig
 from .data import list_images, read_image, to_array
 from .nets import build_generator
@@ -149,7 +150,7 @@ class Translator(InferenceModel):
 
     def __init__(self, gen_ab: nn.Module | None, gen_ba: nn.Module | None, *, config: CycleGANConfig | None = None,
                  channels: int = 3, multiple: int = 4, tile_size: int = 1024, tile_overlap: int = 128,
-                 device: str | torch.device = "cpu", use_amp: bool = False):
+                 device: str | torch.device = "cpu", use_amp: bool | str = False):
         nets = {name: net for name, net in (("gen_ab", gen_ab), ("gen_ba", gen_ba)) if net is not None}
         if not nets:
             raise ValueError("Translator needs at least one generator")
@@ -212,7 +213,8 @@ class Translator(InferenceModel):
             raise InputError(f"direction={direction!r}: this model ({method}) has one generator and translates "
                              f"{self.directions[0]} only")
         net = self.nets[DIRECTIONS[direction]]
-        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.use_amp else contextlib.nullcontext()
+        use_amp = native_bf16(self.device) if self.use_amp == "auto" else self.use_amp  # auto: the engine's rule
+        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
         with torch.no_grad(), ctx:
             outs = [run_tiled(net, xi[None].to(self.device), multiple=self.multiple, tile_size=self.tile_size,
                               tile_overlap=self.tile_overlap) for xi in x]

@@ -41,7 +41,12 @@ class TrainConfig:
     batch_size: int = opt(64, "images (or points) per step per process")
     seed: int = opt(0, "seed for weights, noise and data order")
     device: Literal["auto", "cpu", "cuda", "mps"] = opt("auto", "training device (auto: CUDA, else MPS, else CPU)")
-    use_amp: bool = opt(False, "mixed precision: bf16 autocast on CPU, fp16 + grad scaling on CUDA")
+    use_amp: bool | Literal["auto"] = opt(
+        "auto", "mixed precision: bf16 autocast on CPU, fp16 + grad scaling on CUDA; auto (when not given): bf16 "
+                "on a CPU with native bf16 (AMX or AVX512-BF16), float32 elsewhere; --no-use-amp: float32")
+    use_compile: bool = opt(False, "torch.compile the nets (inductor, kernels cached under the ganapps cache); "
+                                   "falls back to eager with a warning where it cannot compile. Off by default: the "
+                                   "first steps compile for minutes on a CPU (docs/ENGINE.md, Speed)")
     grad_clip_norm: float = opt(0.0, "clip gradients to this L2 norm (0: off)")
     lr_schedule: Literal["constant", "linear", "cosine"] = opt(
         "constant", "learning-rate schedule (linear: constant, then linear decay to 0)")
@@ -71,6 +76,9 @@ class TrainConfig:
                                 "checkpoint_every_steps", "keep_checkpoints", "nonfinite_patience"),
                 non_negative=("grad_clip_norm", "ema_halflife_images", "ema_rampup", "warmup_steps", "num_workers",
                               "eval_every_steps", "threads", "max_rollbacks"))
+        if self.use_amp not in (True, False, "auto") or isinstance(self.use_amp, int) and not isinstance(
+                self.use_amp, bool):
+            raise InputError(f"option use_amp={self.use_amp!r}: expected true, false or auto")
         if not 0 < self.nonfinite_lr_factor <= 1:
             raise InputError(f"option nonfinite_lr_factor={self.nonfinite_lr_factor!r}: expected in (0, 1]")
         check_choices(self)
@@ -154,6 +162,8 @@ def _coerce(name: str, value: Any, hint: Any, where: str) -> Any:
         args = [a for a in get_args(hint) if a is not type(None)]
         if value is None:
             return None
+        if any(get_origin(a) is Literal and value in get_args(a) and type(value) is str for a in args):
+            return value  # a named choice beside a type (use_amp: auto)
         hint = args[0]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

