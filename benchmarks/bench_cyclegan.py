@@ -157,19 +157,10 @@ def inference_child(crop: int, iters: int) -> dict:
 
 
 def matmul_peak() -> dict:
-    import torch
+    """{"fp32": FLOP/s, "bf16": FLOP/s}: the best of 5 2048^3 matmuls each (`bench_profile.matmul_peak`)."""
+    from benchmarks.bench_profile import matmul_peak as peak
 
-    out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.rand(2048, 2048, dtype=dtype), torch.rand(2048, 2048, dtype=dtype)
-        a @ b
-        best = 0.0
-        for _ in range(5):
-            t0 = time.perf_counter()
-            a @ b
-            best = max(best, 2 * 2048**3 / (time.perf_counter() - t0))
-        out[name] = best
-    return out
+    return {name: peak(name) for name in ("fp32", "bf16")}
 
 
 def reference_flops(crop: int) -> float:
@@ -214,6 +205,22 @@ def _median(v: list[float]) -> float:
     return statistics.median(v)
 
 
+def _side_by_side_setup(threads: int) -> tuple[Path, str, str, str, dict]:
+    """What both side-by-side runs need: (the reference checkout, its extra deps on PYTHONPATH, our `ganapps`
+    executable, our default precision here ("bf16" or "fp32"), the environment with `threads` threads each and
+    use_amp auto left to the CPU)."""
+    import torch
+
+    from benchmarks import anchors
+    from ganapps.engine.runtime import native_bf16
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env.pop("GANAPPS_AUTO_AMP", None)
+    return (anchors.cyclegan_dir(), os.environ.get("REFDEPS", "/tmp/refdeps"),
+            str(Path(sys.executable).with_name("ganapps")),
+            "bf16" if native_bf16(torch.device("cpu")) else "fp32", env)
+
+
 def side_by_side(reps: int, iters: int, threads: int, warm: int = 3, out: Path = Path("/tmp/bench-cyclegan-sbs")) -> None:
     """The reference's own train.py against `ganapps cyclegan train` (float32 and the default precision), same
     data (the built-in set), same settings, `threads` torch threads each, variants interleaved per repetition.
@@ -222,19 +229,10 @@ def side_by_side(reps: int, iters: int, threads: int, warm: int = 3, out: Path =
     recipe: ngf/ndf 64, identity 0.5, pool 50...; the default preset is the painting recipe, a smaller net)."""
     import shutil
 
-    import torch
-
-    from benchmarks import anchors
-    from ganapps.engine.runtime import native_bf16
     from ganapps.recipes.cyclegan_builtin import build
 
     data = str(build(quiet=True))
-    ref = anchors.cyclegan_dir()
-    deps = os.environ.get("REFDEPS", "/tmp/refdeps")
-    ga = str(Path(sys.executable).with_name("ganapps"))
-    default = "bf16" if native_bf16(torch.device("cpu")) else "fp32"
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    env.pop("GANAPPS_AUTO_AMP", None)
+    ref, deps, ga, default, env = _side_by_side_setup(threads)
     print(f"\nCycleGAN training step side by side: the reference's own train.py ({ref}) against ganapps cyclegan "
           f"train, resnet_9blocks + basic PatchGAN, instance norm, lsgan, batch 1, load 143 / crop 128, built-in "
           f"data, {threads} threads each, {iters} iterations, median after {warm} warm-up; ours' default precision "
@@ -299,19 +297,12 @@ def inference_vs_test(sizes: list[int], n: int, threads: int, out: Path = Path("
     import torch
     from PIL import Image
 
-    from benchmarks import anchors
     from ganapps.cyclegan.config import CycleGANConfig
     from ganapps.cyclegan.nets import build_generator
     from ganapps.cyclegan.pipeline import Translator
-    from ganapps.engine.runtime import native_bf16
     from ganapps.engine.stabilizers import init_weights
 
-    ref = anchors.cyclegan_dir()
-    deps = os.environ.get("REFDEPS", "/tmp/refdeps")
-    ga = str(Path(sys.executable).with_name("ganapps"))
-    default = "bf16" if native_bf16(torch.device("cpu")) else "fp32"
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    env.pop("GANAPPS_AUTO_AMP", None)
+    ref, deps, ga, default, env = _side_by_side_setup(threads)
     shutil.rmtree(out, ignore_errors=True)
     torch.manual_seed(0)
     gens = [init_weights(build_generator("resnet_9blocks", 3, 3, 64, "instance", False)) for _ in range(2)]
