@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .nets import motion_prior, warp
+from .nets import flow_memo, motion_prior, warp
 
 BASELINES = ("copy_last", "flow1", "flow2")
 
@@ -67,13 +67,23 @@ def backtest(net: nn.Module, frames: torch.Tensor, context: int, horizons: int, 
     if not starts:
         return {}
     out: dict[str, list[torch.Tensor]] = {"model": [], **{b: [] for b in BASELINES}}
-    for s in starts:
-        k = min(horizons, t - context - s)
-        ctx, target = frames[None, s:s + context], frames[None, s + context:s + context + k]  # (1, ., C, H, W)
-        preds = {"model": net(ctx, k).clamp(-1, 1), **{b: classical(b, ctx, k) for b in BASELINES}}
-        for name, p in preds.items():
-            out[name].append(torch.log10((p.float() - target).pow(2).mean((0, 2, 3, 4)) + 1e-8))  # (k,)
+    with flow_memo():  # neighbouring windows and the candidates share most frame pairs' flows
+        _backtest_windows(net, frames, context, horizons, starts, out)
     return {name: float(torch.cat(v).mean()) for name, v in out.items()}
+
+
+def _backtest_windows(net: nn.Module, frames: torch.Tensor, context: int, horizons: int, starts: list[int],
+                      out: dict[str, list[torch.Tensor]]) -> None:
+    """Every candidate on all windows at once (a batch of contexts, the longest horizon; predictors are causal, so
+    a window's first k predictions do not depend on the horizons after them), scored on each window's known k."""
+    t = frames.shape[0]
+    ks = [min(horizons, t - context - s) for s in starts]
+    ctx = torch.stack([frames[s:s + context] for s in starts])  # (S, context, C, H, W)
+    preds = {"model": net(ctx, max(ks)).clamp(-1, 1), **{b: classical(b, ctx, max(ks)) for b in BASELINES}}
+    for i, (s, k) in enumerate(zip(starts, ks, strict=True)):
+        target = frames[None, s + context:s + context + k]
+        for name, p in preds.items():
+            out[name].append(torch.log10((p[i:i + 1, :k].float() - target).pow(2).mean((0, 2, 3, 4)) + 1e-8))  # (k,)
 
 
 def guard_choice(scores: dict[str, float]) -> str:

@@ -8,6 +8,11 @@ Every predictor has one call: `net(context, future, targets=None, teacher_mask=N
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,9 +63,33 @@ def farneback_prior(cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
     import cv2
     import numpy as np
 
-    flows = [cv2.calcOpticalFlowFarneback(c, p, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-             for c, p in zip(gray_uint8(cur), gray_uint8(prev), strict=True)]
+    memo = _FLOW_MEMO.get()
+
+    def flow(c, p):
+        if memo is None:
+            return cv2.calcOpticalFlowFarneback(c, p, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        key = hashlib.blake2b(c.tobytes() + p.tobytes() + repr(c.shape).encode(), digest_size=16).digest()
+        if key not in memo:
+            memo[key] = cv2.calcOpticalFlowFarneback(c, p, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        return memo[key]
+
+    flows = [flow(c, p) for c, p in zip(gray_uint8(cur), gray_uint8(prev), strict=True)]
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(cur.device, torch.float32)
+
+
+_FLOW_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("farneback_memo", default=None)
+
+
+@contextlib.contextmanager
+def flow_memo() -> Iterator[None]:
+    """Inside this block `farneback_prior` computes each distinct (cur, prev) luma pair once and reuses it (keyed
+    on the uint8 images' bytes, so only identical frames share a flow): the overlapping windows of one clip (the
+    guard's backtest) share most of their frame pairs. Outside it nothing is kept."""
+    token = _FLOW_MEMO.set({})
+    try:
+        yield
+    finally:
+        _FLOW_MEMO.reset(token)
 
 
 def motion_prior(frames: torch.Tensor, pairs: int = 2) -> torch.Tensor:

@@ -21,6 +21,7 @@ from ganapps.video.baselines import (
     guard_choice,
 )
 from ganapps.video.config import PRESETS, VideoConfig
+from ganapps.video.nets import farneback_prior, flow_memo
 from ganapps.video.pipeline import Predictor, clip_psnr
 from ganapps.video.trust import TrustNet
 
@@ -63,6 +64,24 @@ def test_backtest_scores_are_the_mean_log_error_of_each_window_and_horizon():
         assert scores[name] == pytest.approx(float(torch.stack(errs).mean()), abs=1e-6), name
     assert scores["model"] == scores["flow2"]  # the same predictions
     assert backtest(net, clip[:6], context=6, horizons=2) == {}  # nothing after the only window
+
+
+def test_flow_memo_computes_each_frame_pair_once_inside_and_keeps_nothing_after(monkeypatch):
+    import cv2
+
+    calls = []
+    real = cv2.calcOpticalFlowFarneback
+    monkeypatch.setattr(cv2, "calcOpticalFlowFarneback", lambda *a: calls.append(1) or real(*a))
+    clip = pan(frames=8, size=32)  # (1, 8, 3, 32, 32)
+    plain = farneback_prior(clip[:, -1], clip[:, -2])
+    with flow_memo():
+        first = farneback_prior(clip[:, -1], clip[:, -2])
+        again = farneback_prior(clip[:, -1].clone(), clip[:, -2].clone())  # same pixels, other tensors: reused
+        other = farneback_prior(clip[:, -1], clip[:, -3])
+    assert len(calls) == 3  # plain, first, other
+    assert torch.equal(first, plain) and torch.equal(again, plain) and not torch.equal(other, plain)
+    farneback_prior(clip[:, -1], clip[:, -2])
+    assert len(calls) == 4  # nothing kept outside the block
 
 
 def test_guard_falls_back_to_flow_on_a_pan_and_keeps_a_model_that_is_as_good():
