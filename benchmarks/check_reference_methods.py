@@ -285,7 +285,7 @@ def check_pix2pix(*, batch_size: int = 1, steps: int = 3, crop: int = 256, ngf: 
         logs, finite = tr._run_step()
         tr.step += 1
         rng = torch.get_rng_state()
-        torch.set_rng_state(tr.ctx.scratch["rng"][0])  # the state our generator forward drew its dropout from
+        torch.set_rng_state(tr.ctx.scratch["fwd/rng"])  # the state our generator forward drew its dropout from
         ref.set_input({"A": batch["a"], "B": batch["b"], "A_paths": None, "B_paths": None})
         ref.optimize_parameters()
         torch.set_rng_state(rng)

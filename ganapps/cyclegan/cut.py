@@ -91,18 +91,26 @@ class CUTTask(SingleGANTask):  # phases (D, D-reg, G), EMA of G, checkpointed GA
             ctx.scratch.update(flip_batch=batch, flip=flip)
         return ctx.scratch["flip"]
 
-    def _inputs(self, batch: dict, ctx: StepContext, for_d: bool) -> torch.Tensor:
-        """G's input: the source images (+ the target images for the identity NCE), flipped when the coin says;
-        the D phase needs the source half only when norms are per image."""
+    def _inputs(self, batch: dict, ctx: StepContext) -> torch.Tensor:
+        """G's input: the source images (+ the target images for the identity NCE), flipped when the coin says."""
         x = batch[self.src]
-        if self.config.use_nce_identity and not (for_d and self.per_image):
+        if self.config.use_nce_identity:
             x = torch.cat([x, batch[self.tgt]])  # (2B, C, H, W)
         return torch.flip(x, [3]) if self._flipped(batch, ctx) else x
 
+    def _reuse_keys(self, batch: dict, ctx: StepContext) -> bool:
+        """Whether the NCE keys (G's encoder features of the unflipped inputs, no gradient) can come from the step's
+        forward itself: not flipped, per-image norms (a batch slice's features are its own), no dropout (a second
+        encoder pass would draw other masks)."""
+        c = self.config
+        return c.lambda_nce > 0 and self.per_image and not c.use_dropout and not self._flipped(batch, ctx)
+
     def d_loss(self, batch: dict, ctx: StepContext) -> dict:
-        """The reference's `compute_D_loss`: 0.5 x (GAN D loss on the target-domain reals vs G's outputs)."""
+        """The reference's `compute_D_loss`: 0.5 x (GAN D loss on the target-domain reals vs G's outputs). G's
+        forward runs here once for the whole step (`forward_for_d`), as the reference's `forward`."""
         real = batch[self.tgt]
-        fake = forward_for_d(ctx.nets[self.gen], self._inputs(batch, ctx, for_d=True), ctx.scratch, "rng")
+        layers = self.layers if self._reuse_keys(batch, ctx) else ()
+        fake = forward_for_d(ctx.nets[self.gen], self._inputs(batch, ctx), ctx.scratch, "fwd", layers)
         fake = fake[: len(real)]
         out = self.adv.d_loss(ctx.nets[self.disc], real, fake, scale=0.5, batched=self.batched)
         ctx.observe(d_real=out.d_real, d_fake=out.d_fake, real=real, fake=fake, threshold=self.adv.loss.threshold)
@@ -113,17 +121,19 @@ class CUTTask(SingleGANTask):  # phases (D, D-reg, G), EMA of G, checkpointed GA
         r1, logs = self.adv.r1_loss(ctx.nets[self.disc], batch[self.tgt])
         return {"loss": r1, **logs}
 
-    def nce_loss(self, gen: nn.Module, head: nn.Module, src: torch.Tensor, out: torch.Tensor, flipped: bool
-                 ) -> torch.Tensor:
+    def nce_loss(self, gen: nn.Module, head: nn.Module, src: torch.Tensor, out: torch.Tensor, flipped: bool,
+                 feat_k: list[torch.Tensor] | None = None) -> torch.Tensor:
         """The reference's `calculate_NCE_loss`: lambda_NCE x PatchNCE between G's encoder features of the
         output (queries, flipped back when the input was flipped) and of the input (keys, no gradient: the
-        reference detaches them), on the same sampled places, averaged over patches, then over layers."""
+        reference detaches them; `feat_k` when the step's forward already computed them), on the same sampled
+        places, averaged over patches, then over layers."""
         c = self.config
         feat_q = gen.encode(out, self.layers)
         if flipped:
             feat_q = [torch.flip(f, [3]) for f in feat_q]
         with torch.no_grad():
-            feat_k = gen.encode(src, self.layers)
+            if feat_k is None:
+                feat_k = gen.encode(src, self.layers)
             ids = sample_patches(feat_k, c.nce_patches)
             keys = head(feat_k, ids)
         queries = head(feat_q, ids)
@@ -138,16 +148,17 @@ class CUTTask(SingleGANTask):  # phases (D, D-reg, G), EMA of G, checkpointed GA
         gen, head = ctx.nets[self.gen], ctx.nets["nce_head"]
         real_src, real_tgt = batch[self.src], batch[self.tgt]
         flipped = self._flipped(batch, ctx)
-        out = forward_for_g(gen, self._inputs(batch, ctx, for_d=False), ctx.scratch, "rng")
+        out = forward_for_g(gen, self._inputs(batch, ctx), ctx.scratch, "fwd")
+        keys = ctx.scratch.get("fwd/features")
         n = len(real_src)
         fake = out[:n]
         loss_gan, logs = self.adv.g_loss(ctx.nets[self.disc], fake, real_tgt, log="loss/g_gan")
         loss = loss_gan
         if c.lambda_nce > 0:
-            nce = self.nce_loss(gen, head, real_src, fake, flipped)
+            nce = self.nce_loss(gen, head, real_src, fake, flipped, keys and [f[:n] for f in keys])
             logs["loss/nce"] = nce.detach()
             if c.use_nce_identity:
-                nce_idt = self.nce_loss(gen, head, real_tgt, out[n:], flipped)
+                nce_idt = self.nce_loss(gen, head, real_tgt, out[n:], flipped, keys and [f[n:] for f in keys])
                 logs["loss/nce_idt"] = nce_idt.detach()
                 nce = (nce + nce_idt) * 0.5
             loss = loss + nce

@@ -154,14 +154,21 @@ class ResnetGenerator(nn.Module):
     def encode(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
         """The outputs of `model[i]` for each i in `layers` (increasing), running the net only up to the last
         one (CUT's encoder features; index 0 is the padded input itself). Each (B, C_i, H_i, W_i)."""
-        feats, wanted, last = [], set(layers), max(layers)
+        return self._run(x, layers, max(layers))[1]
+
+    def forward_and_encode(self, x: torch.Tensor, layers: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(forward(x), encode(x, layers)) from one pass."""
+        return self._run(x, layers, len(self.model) - 1)
+
+    def _run(self, x: torch.Tensor, layers: Sequence[int], last: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        feats, wanted = [], set(layers)
         for i, layer in enumerate(self.model):
             x = layer(x)
             if i in wanted:
                 feats.append(x)
             if i == last:
                 break
-        return feats
+        return x, feats
 
     def feature_channels(self, layers: Sequence[int]) -> list[int]:
         """Channels of `encode`'s outputs, read from the layer structure (no forward pass)."""

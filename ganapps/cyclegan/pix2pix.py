@@ -74,7 +74,7 @@ class Pix2PixTask(SingleGANTask):  # optimizers, phases (D, D-reg, G), EMA of G,
     def d_loss(self, batch: dict, ctx: StepContext) -> dict:
         """The reference's `backward_D`: 0.5 x (GAN D loss on (input, target) vs (input, G(input)))."""
         src, real = batch[self.src], batch[self.tgt]
-        fake = forward_for_d(ctx.nets[self.gen], src, ctx.scratch, "rng")
+        fake = forward_for_d(ctx.nets[self.gen], src, ctx.scratch, "fwd")
         out = self.adv.d_loss(ctx.nets[self.disc], real, fake, scale=0.5, join=self._join(src),
                               batched=self.batched)
         ctx.observe(d_real=out.d_real, d_fake=out.d_fake, real=real, fake=fake, threshold=self.adv.loss.threshold)
@@ -89,7 +89,7 @@ class Pix2PixTask(SingleGANTask):  # optimizers, phases (D, D-reg, G), EMA of G,
         """The reference's `backward_G`: adv_weight x GAN G loss on (input, G(input)) + lambda_L1 x
         L1(G(input), target)."""
         src, real = batch[self.src], batch[self.tgt]
-        fake = forward_for_g(ctx.nets[self.gen], src, ctx.scratch, "rng")
+        fake = forward_for_g(ctx.nets[self.gen], src, ctx.scratch, "fwd")
         loss_gan, logs = self.adv.g_loss(ctx.nets[self.disc], fake, real, join=self._join(src), log="loss/g_gan")
         loss_l1 = F.l1_loss(fake, real) * self.config.lambda_l1
         loss = loss_gan + loss_l1

@@ -10,6 +10,7 @@ disc_a judges domain A (D_B). Imports the engine and this package only.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,33 +42,37 @@ def load_test_images(cfg: CycleGANConfig, data_root: str, dom: str, n: int) -> t
     return torch.stack([center_crop_or_resize(read_image(f, cfg.channels), cfg.crop_size) for f in files])
 
 
-def forward_for_d(net: nn.Module, x: torch.Tensor, scratch: dict, key: str) -> torch.Tensor:
-    """net(x) without gradients for a D phase that comes before the G phase (pix2pix, CUT: the references
-    update D first, then G, from one forward). Keeps the net's batch-norm running statistics as they were and
-    records the RNG state in `scratch[key]`, so `forward_for_g` repeats this forward exactly (same dropout
-    masks, one statistics update per step, as the reference's single forward)."""
-    scratch[key] = (torch.get_rng_state(), torch.cuda.get_rng_state(x.device) if x.is_cuda else None)
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = [[b.clone() for b in m.buffers()] for m in norms]
-    with torch.no_grad():
-        y = net(x)
-    for m, bufs in zip(norms, saved, strict=True):
-        for b, old in zip(m.buffers(), bufs, strict=True):
-            b.copy_(old)
-    return y
+def forward_for_d(net: nn.Module, x: torch.Tensor, scratch: dict, key: str,
+                  layers: Sequence[int] = ()) -> torch.Tensor:
+    """net(x) for a D phase that comes before the G phase (pix2pix, CUT: the references update D first, then G,
+    from one forward). The forward runs once per step, with gradients for the net's weights (the engine turns
+    them off in the D phase), and is kept in `scratch[key]` for `forward_for_g`; the D phase gets it detached.
+    So random draws (dropout) and batch-norm statistics updates happen once, as in the reference. With
+    `layers`, `net.encode`'s features of x at those layers come from the same pass (detached), in
+    `scratch[key + "/features"]`."""
+    scratch[key + "/rng"] = torch.get_rng_state()  # what its random draws started from (checks against a reference)
+    frozen = [p for p in net.parameters() if not p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(True)
+    try:
+        y, feats = net.forward_and_encode(x, layers) if layers else (net(x), [])
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
+    scratch[key] = (x, y)
+    if layers:
+        scratch[key + "/features"] = [f.detach() for f in feats]
+    return y.detach()
 
 
 def forward_for_g(net: nn.Module, x: torch.Tensor, scratch: dict, key: str) -> torch.Tensor:
-    """net(x) with gradients, drawing the random numbers `forward_for_d` drew for this batch (when it ran);
-    torch's RNG continues afterwards as if this forward had drawn nothing."""
-    if key not in scratch:
-        return net(x)
-    cpu, cuda = scratch[key]
-    with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state(cuda, x.device)
-        return net(x)
+    """net(x) with gradients: the D phase's forward of this step when it ran on the same input (`forward_for_d`;
+    the net's weights have not changed since: only D was updated), else a fresh forward."""
+    kept = scratch.pop(key, None)
+    if kept is not None and kept[0].shape == x.shape and torch.equal(kept[0], x):
+        return kept[1]
+    scratch.pop(key + "/features", None)  # they belong to the other input
+    return net(x)
 
 
 def summary_line(ev: dict[str, float]) -> str:

@@ -240,7 +240,7 @@ def test_pix2pix_steps_match_the_papers_equations(paired, tmp_path, batch_size):
         tr.step += 1
         assert finite
         rng = torch.get_rng_state()
-        torch.set_rng_state(tr.ctx.scratch["rng"][0])  # the dropout masks our generator forward drew
+        torch.set_rng_state(tr.ctx.scratch["fwd/rng"])  # the dropout masks our generator forward drew
         ref = pix2pix_step(nets["gen_ab"], nets["disc_b"], opts["gen"], opts["disc"], batch["a"], batch["b"],
                            cfg.lambda_l1)
         torch.set_rng_state(rng)
@@ -252,20 +252,37 @@ def test_pix2pix_steps_match_the_papers_equations(paired, tmp_path, batch_size):
             assert torch.allclose(b.float(), b_ref.float(), rtol=1e-4, atol=1e-6), k
 
 
-def test_forward_for_g_repeats_the_d_phase_forward_exactly():
+def test_forward_for_g_reuses_the_d_phase_forward():
+    """One forward per step, as the reference's: random draws and batch-norm statistics updates once, the D phase
+    (G's weights frozen by the engine) gets the output detached, the G phase the same output with G's graph."""
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Dropout(0.5), nn.Conv2d(8, 3, 1))
+    net.requires_grad_(False)  # as the engine leaves G in the D phase
     x = torch.randn(2, 3, 8, 8)
-    stats = [b.clone() for b in net.buffers()]
     scratch: dict = {}
-    a = forward_for_d(net, x, scratch, "rng")
-    assert all(torch.equal(b, s) for b, s in zip(net.buffers(), stats, strict=True))  # statistics kept
-    torch.rand(())  # torch's RNG moves on past the D-phase draws
+    a = forward_for_d(net, x, scratch, "fwd")
+    assert not a.requires_grad and not any(p.requires_grad for p in net.parameters())
+    assert int(net[1].num_batches_tracked) == 1
+    net.requires_grad_(True)  # the G phase
     state = torch.get_rng_state()
-    b = forward_for_g(net, x, scratch, "rng")
-    assert torch.equal(a, b.detach()) and b.requires_grad  # the same dropout masks
-    assert int(net[1].num_batches_tracked) == 1  # one statistics update
-    assert torch.equal(torch.get_rng_state(), state)  # the replay drew nothing from torch's stream
-    assert not torch.equal(forward_for_g(net, x, {}, "rng").detach(), a)  # without a record: fresh masks
+    b = forward_for_g(net, x.clone(), scratch, "fwd")
+    assert torch.equal(a, b.detach()) and b.requires_grad  # the same output, same dropout masks
+    b.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    assert int(net[1].num_batches_tracked) == 1 and torch.equal(torch.get_rng_state(), state)  # no second pass
+    assert "fwd" not in scratch
+    c = forward_for_g(net, x, scratch, "fwd")  # nothing kept: a fresh forward, fresh masks
+    assert not torch.equal(c.detach(), a) and int(net[1].num_batches_tracked) == 2
+
+
+def test_forward_and_encode_is_forward_and_encode_in_one_pass():
+    from ganapps.cyclegan.nets import build_generator
+
+    torch.manual_seed(0)
+    gen = build_generator("resnet_6blocks", 3, 3, 8, "instance", False)
+    x = torch.randn(2, 3, 32, 32)
+    y, feats = gen.forward_and_encode(x, [0, 4, 8, 12])
+    assert torch.equal(y, gen(x))
+    assert all(torch.equal(f, g) for f, g in zip(feats, gen.encode(x, [0, 4, 8, 12]), strict=True))
 
 
 # -- PatchNCE
