@@ -66,24 +66,16 @@ def backtest(net: nn.Module, frames: torch.Tensor, context: int, horizons: int, 
     starts = list(range(max(0, t - context - windows), t - context))
     if not starts:
         return {}
-    out: dict[str, list[torch.Tensor]] = {"model": [], **{b: [] for b in BASELINES}}
-    with flow_memo():  # neighbouring windows and the candidates share most frame pairs' flows
-        _backtest_windows(net, frames, context, horizons, starts, out)
-    return {name: float(torch.cat(v).mean()) for name, v in out.items()}
-
-
-def _backtest_windows(net: nn.Module, frames: torch.Tensor, context: int, horizons: int, starts: list[int],
-                      out: dict[str, list[torch.Tensor]]) -> None:
-    """Every candidate on all windows at once (a batch of contexts, the longest horizon; predictors are causal, so
-    a window's first k predictions do not depend on the horizons after them), scored on each window's known k."""
-    t = frames.shape[0]
+    # every candidate on all windows at once (a batch of contexts, the longest horizon; predictors are causal, so a
+    # window's first k predictions do not depend on the horizons after them), scored on each window's known k
     ks = [min(horizons, t - context - s) for s in starts]
     ctx = torch.stack([frames[s:s + context] for s in starts])  # (S, context, C, H, W)
-    preds = {"model": net(ctx, max(ks)).clamp(-1, 1), **{b: classical(b, ctx, max(ks)) for b in BASELINES}}
-    for i, (s, k) in enumerate(zip(starts, ks, strict=True)):
-        target = frames[None, s + context:s + context + k]
-        for name, p in preds.items():
-            out[name].append(torch.log10((p[i:i + 1, :k].float() - target).pow(2).mean((0, 2, 3, 4)) + 1e-8))  # (k,)
+    with flow_memo():  # neighbouring windows and the candidates share most frame pairs' flows
+        preds = {"model": net(ctx, max(ks)).clamp(-1, 1), **{b: classical(b, ctx, max(ks)) for b in BASELINES}}
+    errors = {name: torch.cat([(p[i, :k].float() - frames[s + context:s + context + k]).pow(2).mean((1, 2, 3))
+                               for i, (s, k) in enumerate(zip(starts, ks, strict=True))])
+              for name, p in preds.items()}  # (sum of k,) per candidate
+    return {name: float(torch.log10(e + 1e-8).mean()) for name, e in errors.items()}
 
 
 def guard_choice(scores: dict[str, float]) -> str:

@@ -66,11 +66,13 @@ def farneback_prior(cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
     memo = _FLOW_MEMO.get()
 
     def flow(c, p):
-        if memo is None:
-            return cv2.calcOpticalFlowFarneback(c, p, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-        key = hashlib.blake2b(c.tobytes() + p.tobytes() + repr(c.shape).encode(), digest_size=16).digest()
-        if key not in memo:
-            memo[key] = cv2.calcOpticalFlowFarneback(c, p, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        key = None if memo is None else \
+            hashlib.blake2b(c.tobytes() + p.tobytes() + repr(c.shape).encode(), digest_size=16).digest()
+        if key is None or key not in memo:
+            f = cv2.calcOpticalFlowFarneback(c, p, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            if key is None:
+                return f
+            memo[key] = f
         return memo[key]
 
     flows = [flow(c, p) for c, p in zip(gray_uint8(cur), gray_uint8(prev), strict=True)]
