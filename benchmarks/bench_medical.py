@@ -31,7 +31,7 @@ def quality_table(model: Path) -> dict[str, dict[str, float]]:
     real_set, train_set = reference_sets(synth, None)
     real, train = real_set.images(), train_set.images()
     rows = {
-        "GAN (default model, EMA G)": synth(N_FAKE, seed=0),
+        "GAN (default model, EMA G)": synth(N_FAKE, seed=0),  # intensity-calibrated when the model is
         "(a) PCA Gaussian": pca_gaussian(train, N_FAKE),
         "(b) random training slices": random_train(train, N_FAKE),
         "(c) held-out real slices": real,
@@ -93,6 +93,29 @@ def train_throughput(steps: int = 30) -> dict[str, float]:
     return {"steps_per_s": steps / wall}
 
 
+def sampling_speed(model: Path, repeats: int = 3) -> dict[str, float]:
+    """Slices/s of `model` (best of `repeats`): 512 samples in one call, and for position models one whole-brain
+    stack; intensity-calibrated (as `sample` writes them) and raw (`--raw`) side by side."""
+    from ganapps.medical.pipeline import Synthesizer
+
+    out = {}
+    for name, calibrate in (("calibrated", True), ("raw", False)):
+        synth = Synthesizer.from_checkpoint(model, device="cpu", calibrate=calibrate)
+        jobs = {"512 samples": lambda s=synth: s(N_FAKE, seed=0)}
+        if synth.config.condition == "position" and float(synth.gen.position_step) > 0:
+            jobs["one stack"] = lambda s=synth: s.stack(seed=0)
+        for job, fn in jobs.items():
+            n, best = len(fn()), float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t0)
+            out[f"{job} {name}"] = n / best
+    print("sampling (" + f"{torch.get_num_threads()} CPU thread(s), slices/s): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in out.items()))
+    return out
+
+
 def main() -> None:
     if os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -105,6 +128,7 @@ def main() -> None:
     train_throughput()
     if (model / "weights.safetensors").is_file() or (model / "checkpoints").is_dir():
         quality_table(model)
+        sampling_speed(model)
     else:
         print(f"{model}: no model; skipped the quality table")
 

@@ -364,7 +364,7 @@ def synthesize(synth: Any, n: Any, seed: Any, positions: str | None, labels: str
     with the map)."""
     seed = _int_in(seed, "seed", 0, 2**63 - 1)
     progress(0.1, "sampling")
-    path, painted = None, ""
+    path, painted, walked = None, "", None
     if lesion and lesion.strip() and labels is None:
         raise InputError("lesion centre: a lesion is painted into a label map; upload one (.nii or .nii.gz)")
     if labels is not None:
@@ -379,12 +379,16 @@ def synthesize(synth: Any, n: Any, seed: Any, positions: str | None, labels: str
         count = _int_in(n, "n", 1, cfg.max_slices, "--max-slices")
         if synth.config.condition == "label":
             raise InputError("label map: this model synthesizes from label maps; upload one (.nii or .nii.gz)")
-        images = synth(count, seed=seed, positions=parse_positions(positions, count, synth))
+        walked = parse_positions(positions, count, synth)
+        if walked is None and synth.config.condition == "position":
+            walked = synth.walk(count)  # as `medical sample --n`: the stack records how far apart they are
+        images = synth(count, seed=seed, positions=walked)
         what = f"{count} slices, seed {seed}"
     grid, nifti = out / "slices.png", out / "synthetic.nii.gz"
     slice_grid(images).save(grid)
-    synth.save(images, nifti, labels=path)
-    return Result(f"{what}: {synth.size}x{synth.size}, spacing {' x '.join(f'{v:g}' for v in synth.spacing_mm)} mm",
+    synth.save(images, nifti, labels=path, positions=walked)
+    spacing = (*synth.spacing_mm[:2], synth.slice_spacing_mm(walked)) if walked is not None else synth.spacing_mm
+    return Result(f"{what}: {synth.size}x{synth.size}, spacing {' x '.join(f'{v:g}' for v in spacing)} mm",
                   image=grid, files=[nifti, grid] + ([path] if painted else []))
 
 

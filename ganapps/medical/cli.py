@@ -24,6 +24,8 @@ app = typer.Typer(no_args_is_help=True)  # mounted as `ganapps medical` with tra
 
 
 ModelOpt = model_option(Synthesizer.default_model)
+RawOpt = Annotated[bool, typer.Option("--raw", help="the generator's raw output, without the intensity calibration "
+                                                    "to the training slices (see docs/medical.md)")]
 
 
 @app.command()
@@ -35,12 +37,13 @@ def sample(
     seed: Annotated[int, typer.Option("--seed", help="seed of the latent noise")] = 0,
     labels: Annotated[Path | None, typer.Option("--labels", help="label-map volume (NIfTI) or slice folder for "
                                                                  "label-conditioned models; --n is ignored")] = None,
+    raw: RawOpt = False,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Sample synthetic slices: a NIfTI stack carrying the training spacing and a valid affine, or PNGs."""
-    synth = load(Synthesizer, model, device)
+    synth = load(Synthesizer, model, device, calibrate=not raw)
     positions = None
     if labels is not None:
         images = synth.from_label_volume(labels, seed=seed)
@@ -75,6 +78,7 @@ def evaluate(
     baselines: Annotated[bool, typer.Option("--baselines", help="also score a PCA Gaussian of the training "
                                                                 "slices, random training slices and the reference "
                                                                 "slices themselves")] = False,
+    raw: RawOpt = False,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -85,7 +89,7 @@ def evaluate(
 
     inference_threads()
     report = evaluate_model(model, data=data or None, n=n, seed=seed, device=device, progress=not quiet,
-                            baselines=baselines)
+                            baselines=baselines, calibrate=not raw)
     if json_out:
         print_json(report)
     else:

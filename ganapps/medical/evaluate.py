@@ -131,12 +131,13 @@ def reference_sets(synth: Synthesizer, data: list[str] | None) -> tuple[SliceDat
 
 
 def evaluate_model(model: str | os.PathLike | None = None, data: list[str] | None = None, n: int = 512,
-                   seed: int = 0, device: str = "auto", progress: bool = True, baselines: bool = False) -> dict:
+                   seed: int = 0, device: str = "auto", progress: bool = True, baselines: bool = False,
+                   calibrate: bool = True) -> dict:
     """Sample `n` slices from `model` (None: the shipped default) and score them (see `quality`). Label models
     are fed the reference slices' label maps when the reference set has them. `baselines`: also score (a) a
     PCA Gaussian of the training slices, (b) random training slices and (c) the reference slices themselves
-    (under "baselines")."""
-    synth = Synthesizer.from_checkpoint(model, device=device)
+    (under "baselines"). `calibrate=False`: the generator's raw output (`Synthesizer`)."""
+    synth = Synthesizer.from_checkpoint(model, device=device, calibrate=calibrate)
     real_set, train_set = reference_sets(synth, data)
     real, train = real_set.images(), train_set.images()
     faithful = None
@@ -153,7 +154,8 @@ def evaluate_model(model: str | os.PathLike | None = None, data: list[str] | Non
     if len(real) < 2 or len(train) < 2:
         raise InputError(f"{len(real)} reference and {len(train)} training slices; expected at least 2 each")
     report = quality(fake, real, train, seed=seed)
-    out = {**report, "n_fake": len(fake), "n_real": len(real), "n_train": len(train), "model": str(synth.source)}
+    out = {**report, "n_fake": len(fake), "n_real": len(real), "n_train": len(train), "model": str(synth.source),
+           "calibrated": bool(synth.calibrate and synth.gen.is_calibrated)}
     if faithful is not None:
         out["faithfulness"] = faithful
     if baselines:
@@ -211,4 +213,5 @@ def _format_quality(r: dict) -> str:
             f"{r['recall']:.3f}  MS-SSIM {r['ms_ssim_fake']:.3f} (real {r['ms_ssim_real']:.3f})\n"
             f"memorization: {100 * r['near_copy_share']:.1f}% of {r['n_fake']} samples are near-copies of "
             f"training slices (nearest-neighbour ratio < {r['near_copy_threshold']}; median ratio "
-            f"{r['nn_ratio_median']:.2f}, min {r['nn_ratio_min']:.2f}); real {r['n_real']}, train {r['n_train']}")
+            f"{r['nn_ratio_median']:.2f}, min {r['nn_ratio_min']:.2f}); real {r['n_real']}, train {r['n_train']}"
+            + ("; samples intensity-calibrated" if r.get("calibrated") else ""))

@@ -8,7 +8,9 @@
   a projection head for slice-position conditioning (Miyato & Koyama 2018) and extra input channels for a
   label map (pix2pix-style conditional D).
 Every generator carries `spacing_mm` (3,), the training stack's voxel size, `position_range` (2,), the first and
-last training slice position, and `position_step` (), one slice in position units, saved with its weights.
+last training slice position, `position_step` (), one slice in position units, and `intensity_quantiles`
+(2, KNOTS): its own output's and the training slices' intensity quantiles (NaN until known; see `calibrated`),
+saved with its weights.
 """
 
 from __future__ import annotations
@@ -22,6 +24,31 @@ from torch import nn
 from ..engine.stabilizers import MinibatchStdDev
 
 POSITION_FEATURES = 9  # p, sin/cos(2^k pi p) for k = 0..3
+KNOTS = 33  # quantile levels 0, 1/32, ..., 1 of the intensity calibration
+
+
+def intensity_quantiles(images: torch.Tensor, knots: int = KNOTS, max_values: int = 1 << 22) -> torch.Tensor:
+    """(knots,) quantiles at levels 0, 1/(knots-1), ..., 1 of all pixel values of `images` (any shape), from at
+    most `max_values` of them (drawn with a fixed seed when there are more)."""
+    v = images.detach().float().flatten().cpu()
+    if len(v) > max_values:
+        v = v[torch.randint(len(v), (max_values,), generator=torch.Generator().manual_seed(0))]
+    v = v.sort().values
+    return v[(torch.linspace(0, 1, knots) * (len(v) - 1)).round().long()]
+
+
+def map_intensities(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, graph: bool = False) -> torch.Tensor:
+    """The monotone piecewise-linear map taking the knots `src` (K,) (non-decreasing) to `dst` (K,), applied to x
+    (any shape); values beyond the end knots go to the end values, a value on tied knots to the first one's.
+    `graph`: the same map as a sum of clamped ramps, K times the work but made of ops that ONNX has (it has no
+    searchsorted), for exported graphs."""
+    if graph:
+        t = ((x[..., None] - src[:-1]) / (src[1:] - src[:-1]).clamp_min(1e-6)).clamp(0, 1)  # (..., K-1)
+        return dst[0] + (t * (dst[1:] - dst[:-1])).sum(-1)
+    i = torch.searchsorted(src.contiguous(), x.contiguous()).clamp(1, len(src) - 1)  # x in (src[i-1], src[i]]
+    x0, x1, y0, y1 = src[i - 1], src[i], dst[i - 1], dst[i]
+    t = ((x - x0) / (x1 - x0).clamp_min(1e-6)).clamp(0, 1)
+    return y0 + t * (y1 - y0)
 
 
 def position_features(pos: torch.Tensor) -> torch.Tensor:
@@ -43,11 +70,27 @@ class _Generator(nn.Module):
         self.register_buffer("spacing_mm", torch.ones(3))  # (x, y, z) mm of a generated stack
         self.register_buffer("position_range", torch.tensor([0.0, 1.0]))  # training slice positions
         self.register_buffer("position_step", torch.zeros(()))  # one training slice in position units (0: unknown)
+        # row 0: this generator's output quantiles, row 1: the training slices' (`intensity_quantiles`); NaN: unknown
+        self.register_buffer("intensity_quantiles", torch.full((2, KNOTS), float("nan")))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        # weights written before `position_step` existed load with it unknown (0)
+        # weights written before `position_step` / `intensity_quantiles` existed load with them as they are here
         state_dict.setdefault(prefix + "position_step", torch.zeros(()))
+        state_dict.setdefault(prefix + "intensity_quantiles", self.intensity_quantiles.clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def is_calibrated(self) -> bool:
+        return not bool(self.intensity_quantiles.isnan().any())
+
+    def calibrated(self, x: torch.Tensor) -> torch.Tensor:
+        """Generated slices x mapped so that their intensity distribution is the training slices': the monotone
+        map from this generator's output quantiles to the training quantiles (Nyul-style histogram
+        standardisation). x itself while either row of `intensity_quantiles` is unknown."""
+        if not self.is_calibrated:
+            return x
+        q = self.intensity_quantiles.to(x.device, torch.float32)
+        return map_intensities(x.float(), q[0], q[1]).to(x.dtype)
 
 
 class DCGANGenerator(_Generator):

@@ -19,7 +19,7 @@ from .augment import AnatomyAugment, AugmentedSlices, LesionPainter
 from .config import MedicalConfig
 from .data import SliceDataset, one_hot
 from .labels import NUM_CLASSES, TissueStats
-from .nets import POSITION_FEATURES, Discriminator, build_generator, position_features
+from .nets import POSITION_FEATURES, Discriminator, build_generator, intensity_quantiles, position_features
 
 
 def training_slices(config: MedicalConfig) -> SliceDataset:
@@ -62,6 +62,7 @@ class MedicalTask(SingleGANTask):
         gen.spacing_mm.copy_(torch.tensor(self.train_set.spacing))
         gen.position_range.copy_(torch.tensor(self.position_range))
         gen.position_step.fill_(self.train_set.position_step)
+        gen.intensity_quantiles[1] = intensity_quantiles(self.train_set.images())  # the calibration's target
         disc = Discriminator(c.size, c.width, in_channels=1 + (c.num_classes if c.condition == "label" else 0),
                              cond_dim=POSITION_FEATURES if c.condition == "position" else 0,
                              minibatch_std=c.use_minibatch_std, residual=c.model == "resnet")

@@ -44,6 +44,7 @@ from ganapps.engine import checkpoint as ckpt
 from ganapps.engine.config import to_yaml
 from ganapps.engine.errors import InputError
 from ganapps.medical import Synthesizer
+from ganapps.medical.config import PRESETS, MedicalConfig
 from ganapps.video import Predictor
 
 ROOT = Path(ganapps.__file__).parent
@@ -333,8 +334,10 @@ def test_synthesize_writes_the_cli_sample_stack(tmp_path, capsys):
     assert Image.open(res.image).size == (3 * 128 + 2 * 2, 2 * 128 + 2)  # 5 slices: 3 per row, 64 px shown at 128
     with pytest.raises(InputError, match=r"n 300: expected 1..256 \(--max-slices\)"):
         synthesize(Synthesizer.from_checkpoint(device="cpu"), 300, 0, "", None, AppConfig(), tmp_path)
+    cfg = MedicalConfig(**dict(PRESETS["tiny"], condition="none", device="cpu"))
+    unconditional = Synthesizer.from_nets(Synthesizer.build_nets(cfg), cfg, torch.device("cpu"))
     with pytest.raises(InputError, match="positions '0,1': this model is not conditioned on slice position"):
-        synthesize(Synthesizer.from_checkpoint(device="cpu"), 2, 0, "0,1", None, AppConfig(), tmp_path)
+        synthesize(unconditional, 2, 0, "0,1", None, AppConfig(), tmp_path)
 
 
 def test_synthesize_from_an_uploaded_label_map(tmp_path):

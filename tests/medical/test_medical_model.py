@@ -248,5 +248,6 @@ def test_weights_without_a_position_step_load_and_ask_for_n(tmp_path, head_nifti
     with pytest.raises(InputError, match="do not record the training slice step"):
         old.stack()
     assert old(3, seed=0).shape == (3, 1, 32, 32)
+    cfg = MedicalConfig(**dict(PRESETS["tiny"], condition="none", device="cpu"))
     with pytest.raises(InputError, match="position-conditioned"):
-        Synthesizer.from_checkpoint(device="cpu").stack()  # the shipped unconditional model
+        Synthesizer.from_nets(Synthesizer.build_nets(cfg), cfg, torch.device("cpu")).stack()  # unconditional
