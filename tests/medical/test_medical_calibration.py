@@ -114,3 +114,25 @@ def test_label_models_are_not_calibrated():
     assert not synth.calibrate
     with pytest.raises(InputError, match="unconditional and position"):
         synth.calibrate_to(torch.zeros(1, 1, 32, 32))
+
+
+def test_cli_raw_gives_the_uncalibrated_generator(tmp_path, head_nifti, capsys):
+    import json
+
+    import nibabel as nib
+    import numpy as np
+
+    from ganapps.cli import main
+
+    run = _train(tmp_path, head_nifti, "none")
+    for flag in ([], ["--raw"]):
+        assert main(["medical", "sample", "--model", str(run), "--n", "3", "--seed", "4", "--device", "cpu",
+                     "--out", str(tmp_path / f"s{len(flag)}.nii.gz"), "--quiet", *flag]) == 0
+        assert main(["medical", "evaluate", "--model", str(run), "--n", "8", "--device", "cpu", "--json", "--quiet",
+                     *flag]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["calibrated"] is not bool(flag)
+    cal, raw = (nib.load(str(tmp_path / f"s{k}.nii.gz")).get_fdata() for k in (0, 1))
+    plain = Synthesizer.from_checkpoint(run, device="cpu", calibrate=False)
+    expected = nib.load(str(plain.save(plain(3, seed=4), tmp_path / "expected.nii.gz"))).get_fdata()
+    np.testing.assert_array_equal(raw, expected)
+    assert not np.allclose(cal, raw)
