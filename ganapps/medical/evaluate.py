@@ -155,7 +155,7 @@ def evaluate_model(model: str | os.PathLike | None = None, data: list[str] | Non
         raise InputError(f"{len(real)} reference and {len(train)} training slices; expected at least 2 each")
     report = quality(fake, real, train, seed=seed)
     out = {**report, "n_fake": len(fake), "n_real": len(real), "n_train": len(train), "model": str(synth.source),
-           "calibrated": bool(synth.calibrate and synth.gen.is_calibrated)}
+           "calibrated": synth.is_calibrated}
     if faithful is not None:
         out["faithfulness"] = faithful
     if baselines:

@@ -83,14 +83,13 @@ class _Generator(nn.Module):
     def is_calibrated(self) -> bool:
         return not bool(self.intensity_quantiles.isnan().any())
 
-    def calibrated(self, x: torch.Tensor) -> torch.Tensor:
+    def calibrated(self, x: torch.Tensor, graph: bool = False) -> torch.Tensor:
         """Generated slices x mapped so that their intensity distribution is the training slices': the monotone
         map from this generator's output quantiles to the training quantiles (Nyul-style histogram
-        standardisation). x itself while either row of `intensity_quantiles` is unknown."""
-        if not self.is_calibrated:
-            return x
+        standardisation). Only for a generator that `is_calibrated` (callers check: the check reads tensor values,
+        which an exported graph cannot branch on). `graph`: the export form (`map_intensities`)."""
         q = self.intensity_quantiles.to(x.device, torch.float32)
-        return map_intensities(x.float(), q[0], q[1]).to(x.dtype)
+        return map_intensities(x.float(), q[0], q[1], graph=graph).to(x.dtype)
 
 
 class DCGANGenerator(_Generator):

@@ -23,7 +23,7 @@ from .config import MedicalConfig
 from .data import AXES, one_hot, slices_to_volume, volume_slices
 from .io import is_nifti, read_volumes, write_nifti
 from .labels import area_mode
-from .nets import build_generator, map_intensities, position_features
+from .nets import build_generator, intensity_quantiles, position_features
 
 
 class SliceGraph(torch.nn.Module):
@@ -39,10 +39,7 @@ class SliceGraph(torch.nn.Module):
         if self.condition == "label":
             return self.gen(z, cond)
         x = self.gen(z, position_features(cond)) if self.condition == "position" else self.gen(z)
-        if not self.calibrated:
-            return x
-        q = self.gen.intensity_quantiles
-        return map_intensities(x.clamp(-1, 1), q[0], q[1], graph=True)
+        return self.gen.calibrated(x.clamp(-1, 1), graph=True) if self.calibrated else x
 
 
 class Synthesizer(InferenceModel):
@@ -72,8 +69,6 @@ class Synthesizer(InferenceModel):
     def calibrate_to(self, images: torch.Tensor) -> None:
         """Calibrate the samples to the intensity distribution of `images` (N, 1, S, S) in [-1, 1]: e.g. the
         training slices of a checkpoint written before training recorded them."""
-        from .nets import intensity_quantiles
-
         if self.config.condition == "label":
             raise InputError("intensity calibration is for unconditional and position models; a label model's "
                              "intensities follow its label maps")
@@ -83,8 +78,6 @@ class Synthesizer(InferenceModel):
 
     def _measure_output_quantiles(self) -> None:
         """Fill row 0 of the generator's `intensity_quantiles`: its raw samples' quantiles (fixed seed)."""
-        from .nets import intensity_quantiles
-
         n, g = self.CALIBRATION_SAMPLES, torch.Generator().manual_seed(self.CALIBRATION_SEED)
         z = torch.randn(n, self.config.z_dim, generator=g)
         pos = self.walk(n) if self.config.condition == "position" else None
@@ -105,6 +98,11 @@ class Synthesizer(InferenceModel):
     @property
     def gen(self) -> torch.nn.Module:
         return self.nets["gen"]
+
+    @property
+    def is_calibrated(self) -> bool:
+        """Whether samples are intensity-calibrated: asked for (`calibrate`) and the generator holds both rows."""
+        return self.calibrate and self.gen.is_calibrated
 
     def export_graphs(self, sizes: list[tuple[int, int]] | None = None) -> list:
         """The generator as one graph `gen`: z (1, z_dim) [+ position (1,) | labels (1, K, S, S) one-hot] ->
@@ -137,10 +135,9 @@ class Synthesizer(InferenceModel):
             note += f" and labels (1, {c.num_classes}, {self.size}, {self.size}) one-hot float32"
         note += (f" -> image (1, 1, {self.size}, {self.size}) in [-1, 1]; one slice per call (the generator reshapes "
                  f"with len(z), which a traced graph keeps as a constant)")
-        calibrated = self.calibrate and self.gen.is_calibrated
-        if calibrated:
+        if self.is_calibrated:
             note += "; intensity-calibrated to the training slices as the Synthesizer's samples are"
-        return [Graph("gen", SliceGraph(self.export_net("gen"), c.condition, calibrated), feeds(1), ["image"],
+        return [Graph("gen", SliceGraph(self.export_net("gen"), c.condition, self.is_calibrated), feeds(1), ["image"],
                       checks=[feeds(1), feeds(1)], note=note)]
 
     @property
@@ -172,7 +169,7 @@ class Synthesizer(InferenceModel):
                         None if cond is None else cond[i:i + batch_size].to(self.device)).float().cpu()
                for i in range(0, n, batch_size)]
         x = torch.cat(out).clamp(-1, 1)
-        return self.gen.calibrated(x) if calibrate and self.calibrate else x
+        return self.gen.calibrated(x) if calibrate and self.is_calibrated else x
 
     def walk(self, n: int) -> torch.Tensor:
         """n positions (n,) evenly from the first to the last training slice position (position models)."""
