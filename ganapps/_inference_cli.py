@@ -82,6 +82,9 @@ def export_command(app: typer.Typer, cls: type[InferenceModel]) -> None:
         check_sizes: Annotated[Optional[str], typer.Option(  # noqa: UP045
             "--check-sizes", help="onnx/torchscript of nets that take any size: the image sizes the parity check "
                                   "runs at, e.g. 128,257x301,720x1280 (default: two odd sizes)")] = None,
+        add: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+            "--add", help="a second model to join into one (translation: the other direction of a cut, fastcut or "
+                          "pix2pix model with the same nets)")] = None,
         json_out: JsonOpt = False,
         quiet: QuietOpt = False,
     ) -> None:
@@ -90,7 +93,10 @@ def export_command(app: typer.Typer, cls: type[InferenceModel]) -> None:
             raise InputError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
         if fmt != "safetensors":
             inference_threads()
-        result = cls.from_checkpoint(run, device="cpu").export(out, fp16=fp16, format=fmt, sizes=sizes)
+        model = cls.from_checkpoint(run, device="cpu")
+        if add is not None:
+            model = model.joined(cls.from_checkpoint(add, device="cpu"))
+        result = model.export(out, fp16=fp16, format=fmt, sizes=sizes)
         if json_out:
             print_json(result)
         elif quiet:

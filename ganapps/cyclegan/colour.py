@@ -54,15 +54,19 @@ class ColourToneGenerator(nn.Module):
       2. a colour matrix (I + dM) and bias;
       3. split toning: an RGB offset at each of `tone_knots` + 1 luminance knots, interpolated by each pixel's
          luminance (shadow / highlight tints that per-channel curves cannot make).
+    `curve_gain` scales the head's curve-slope outputs (softplus(gain p + s0)): Adam moves a weight by about
+    the learning rate per step whatever the gradient's size; at gain 1 a segment's slope changes by about 0.1%
+    per 1e-3 change of p, so a tone curve whose mid-tones need slope 3 (p + 1.2) takes over 1,000 steps at lr
+    1e-3 to form; gain 8 forms it in about 150 (measured in docs/cyclegan.md, "The colour recipe").
     The MLP's last layer starts at zero, so the branch starts as the exact identity, and being a per-pixel
     function of the input it cannot blur or add a checkerboard. With `detail` (a net whose output starts at 0,
     e.g. `ResnetGenerator(..., residual=True)`), y = colour(x) + detail(x): local edits on top.
     """
 
     def __init__(self, feat: int = 16, hidden: int = 64, knots: int = 16, tone_knots: int = 8, stat_size: int = 64,
-                 detail: nn.Module | None = None):
+                 detail: nn.Module | None = None, curve_gain: float = 1.0):
         super().__init__()
-        self.knots, self.tone_knots, self.stat_size = knots, tone_knots, stat_size
+        self.knots, self.tone_knots, self.stat_size, self.curve_gain = knots, tone_knots, stat_size, curve_gain
         f = feat
         self.enc = nn.Sequential(
             nn.Conv2d(3, f, 3, 2, 1), nn.LeakyReLU(0.2, True),
@@ -104,7 +108,7 @@ class ColourToneGenerator(nn.Module):
             b, k, tk = x.shape[0], self.knots, self.tone_knots
             u = (x + 1) / 2  # (B, 3, H, W) in [0, 1]
             c0 = p[:, :3].view(b, 3, 1)
-            inc = F.softplus(p[:, 3:3 + 3 * k].view(b, 3, k) + self.s0)
+            inc = F.softplus(p[:, 3:3 + 3 * k].view(b, 3, k) * self.curve_gain + self.s0)
             u = _interp_knots(u, torch.cat([c0, c0 + inc.cumsum(2)], 2))  # knots (B, 3, K+1)
             o = 3 + 3 * k
             m = torch.eye(3, device=x.device) + p[:, o:o + 9].view(b, 3, 3)
@@ -170,19 +174,37 @@ class DualDiscriminator(nn.Module):
         return torch.cat([p, c.to(p.dtype).expand(-1, p.shape[1])], 1)  # (B, 2N)
 
 
-def sliced_w1(x: torch.Tensor, ref: torch.Tensor, directions: int = 32) -> torch.Tensor:
+def _some_pixels(x: torch.Tensor, n: int | None) -> torch.Tensor:
+    """(B, C, H, W) -> (C, B * P): every pixel of every image, or n random positions of each (the same n for
+    every image; torch's global RNG) when an image has more than n."""
+    flat = x.float().flatten(2)  # (B, C, HW)
+    if n is not None and flat.shape[2] > n:
+        flat = flat[..., torch.randperm(flat.shape[2])[:n].to(flat.device)]
+    return flat.transpose(0, 1).reshape(x.shape[1], -1)
+
+
+def sliced_w1(x: torch.Tensor, ref: torch.Tensor, directions: int = 32,
+              earlier: torch.Tensor | None = None, max_pixels: int | None = None) -> torch.Tensor:
     """Sliced 1-Wasserstein distance between the pixel colours of x (B, C, H, W) and of ref (M, C, H', W')
     (Rabin et al. 2011, "Wasserstein Barycenter and its Application to Texture Mixing"; the N-d colour
     transfer of Pitie et al. 2005): both pixel sets projected on `directions` random unit vectors (torch's
     global RNG), sorted, and the mean |difference| of the sorted projections, ref resampled to x's pixel count
-    by quantile. 0 for equal colour sets whatever the pixels' order; gradients flow into x. Scalar, float32."""
+    by quantile. 0 for equal colour sets whatever the pixels' order; gradients flow into x. Scalar, float32.
+    `earlier` (K, C, H, W), same size as x's images: more images of x's set (not differentiated), pooled with x;
+    the distance is then scaled by (B + K) / B, so each of x's pixels gets the gradient it would alone.
+    `max_pixels`: images with more pixels than that are represented by that many random pixels each (the cost
+    of the sorts stays that of a 64x64 image at 4096 whatever the crop size)."""
     d = torch.randn(directions, x.shape[1]).to(x.device)
     d = d / d.norm(dim=1, keepdim=True)
     with torch.autocast(x.device.type, enabled=False):
-        px = x.float().transpose(0, 1).reshape(x.shape[1], -1)  # (C, N)
-        pr = ref.float().transpose(0, 1).reshape(ref.shape[1], -1).to(px.device)  # (C, M)
+        scale = 1.0
+        if earlier is not None:
+            scale = (x.shape[0] + earlier.shape[0]) / x.shape[0]
+            x = torch.cat([x.float(), earlier.detach().float().to(x.device)])
+        px = _some_pixels(x, max_pixels)  # (C, N)
+        pr = _some_pixels(ref, max_pixels).to(px.device)  # (C, M)
         sx = (d @ px).sort(dim=1).values  # (directions, N)
         sr = (d @ pr).sort(dim=1).values  # (directions, M)
         n, m = sx.shape[1], sr.shape[1]
         idx = ((torch.arange(n, device=px.device) + 0.5) * m / n).long().clamp(max=m - 1)
-        return (sx - sr[:, idx]).abs().mean()
+        return (sx - sr[:, idx]).abs().mean() * scale

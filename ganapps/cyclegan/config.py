@@ -27,8 +27,18 @@ USED_BY: dict[str, tuple[str, ...]] = {
                                             "nce_mlp_width", "use_nce_identity", "use_flip_equivariance")},
     "lambda_l1": ("pix2pix",),
     # the fast colour recipe's CycleGAN-only terms (`gen=colourtone` and `disc=dual` are checked by value)
-    **{name: ("cyclegan",) for name in ("use_colour_branch", "lr_global", "lambda_colour", "identity_decay_steps")},
+    **{name: ("cyclegan",) for name in ("use_colour_branch", "lr_global", "curve_gain", "lambda_colour",
+                                              "identity_decay_steps")},
 }
+
+
+def one_way(config: Any) -> tuple[str, str]:
+    """(source, target) domain of a one-generator method's training run: ("a", "b") for a2b, ("b", "a") for b2a.
+    A `both` model is two runs joined (`Translator.joined`), not something one run trains."""
+    if config.direction == "both":
+        raise InputError(f"option direction='both': {config.method} trains one direction per run; train a2b and "
+                         f"b2a and join them with `ganapps cyclegan export RUN --add RUN2 --out MODEL`")
+    return ("a", "b") if config.direction == "a2b" else ("b", "a")
 
 
 def method_defaults(method: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -71,8 +81,9 @@ class CycleGANConfig(AdversarialConfig):
                     "2020), pix2pix (paired data, L1; Isola et al. 2017); each with its reference's defaults under "
                     "the options given (cut/fastcut: xavier init, anti-aliasing, no pool; pix2pix: unet_256, batch "
                     "norm, dropout, nonsaturating loss, no pool)")
-    direction: Literal["a2b", "b2a"] = opt("a2b", "the direction cut, fastcut and pix2pix learn (b2a swaps the "
-                                                  "domains, as the references' --direction BtoA)")
+    direction: Literal["a2b", "b2a", "both"] = opt(
+        "a2b", "the direction cut, fastcut and pix2pix learn (b2a swaps the domains, as the references' --direction "
+               "BtoA); both: a model holding both, two runs joined by `export RUN --add RUN2` (not for training)")
     # trainer: constant LR for half the steps, then linear decay to 0
     out: str = "runs/cyclegan"
     steps: int = _CLASS_STEPS
@@ -102,11 +113,14 @@ class CycleGANConfig(AdversarialConfig):
         "resnet_9blocks", "generator; colourtone: a global colour/tone branch alone (per-image curves, colour "
                           "matrix and split toning of the input's own pixels; identity at init, keeps all detail)")
     upsample: Literal["transpose", "resize"] = opt(
-        "transpose", "ResNet generators' x2 upsampling: transpose (the reference's) or resize (nearest x2 + 3x3 "
-                     "conv, Odena et al. 2016: no checkerboard)")
+        "transpose", "ResNet and U-Net generators' x2 upsampling: transpose (the reference's) or resize (nearest "
+                     "x2 + 3x3 conv, Odena et al. 2016: no checkerboard)")
     use_colour_branch: bool = opt(False, "a ResNet generator beside the colourtone branch: the ResNet becomes a "
                                          "zero-initialised residual for local edits (identity at init)")
     lr_global: float = opt(0.0, "learning rate of the colourtone branch's parameters (0: lr_g like the rest)")
+    curve_gain: float = opt(1.0, "scale of the colourtone branch's curve-slope outputs: how fast its tone curves "
+                                 "can bend at a given learning rate (1: the first releases'; the colour "
+                                 "recipes use 8)")
     disc: Literal["basic", "n_layers", "pixel", "dual"] = opt(
         "basic", "discriminator: basic (70x70 PatchGAN), n_layers, pixel, dual (n_layers PatchGAN + a critic of "
                  "colour statistics)")
@@ -172,7 +186,7 @@ class CycleGANConfig(AdversarialConfig):
                                 "eval_images", "cache_max_images", "nce_patches", "nce_mlp_width"),
                 non_negative=("lambda_a", "lambda_b", "lambda_identity", "init_gain", "pool_size", "lambda_nce",
                               "lambda_l1", "identity_decay_steps", "lambda_colour", "lr_global"),
-                above_zero=("nce_temperature",))
+                above_zero=("nce_temperature", "curve_gain"))
         self._check_method_options()
         self._check_nets()
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
@@ -219,11 +233,11 @@ class CycleGANConfig(AdversarialConfig):
                              ("disc", self.disc == "dual")):
             if colour and self.channels != 3:
                 raise InputError(f"option {name}={getattr(self, name)!r}: needs channels=3 (got {self.channels})")
-        if not self.gen.startswith("resnet"):
-            for name, off in (("upsample", "transpose"), ("use_colour_branch", False)):
-                if getattr(self, name) != off:
-                    raise InputError(f"option {name}={getattr(self, name)!r}: for the ResNet generators only (gen="
-                                     f"{self.gen})")
+        if not self.gen.startswith("resnet") and self.use_colour_branch:
+            raise InputError(f"option use_colour_branch=True: for the ResNet generators only (gen={self.gen})")
+        if self.gen == "colourtone" and self.upsample != "transpose":
+            raise InputError(f"option upsample={self.upsample!r}: for the ResNet and U-Net generators only (gen="
+                             f"{self.gen} does not upsample)")
         if self.upsample != "transpose" and self.use_antialias:
             raise InputError(f"option upsample={self.upsample!r}: with use_antialias the ResNet already upsamples "
                              f"bilinearly + conv (no checkerboard); give --no-use-antialias for resize-conv")
@@ -237,7 +251,7 @@ class CycleGANConfig(AdversarialConfig):
 # class defaults), `fast` / `colour_fast` / `reference_fast` those recipes at a CPU-friendly size
 # (`reference_fast` trained the first shipped model), `tiny` the test size. The recipe is CycleGAN's: cut, fastcut
 # and pix2pix always keep their reference's (`method_defaults`) and take only a preset's sizes (`preset_options`).
-RECIPE = {"gen": "colourtone", "disc": "dual", "ndf": 32, "adv_weight": 2.0, "lambda_colour": 5.0,
+RECIPE = {"gen": "colourtone", "disc": "dual", "ndf": 32, "adv_weight": 2.0, "lambda_colour": 5.0, "curve_gain": 8.0,
           "identity_decay_steps": 200, "lr_g": 1e-3, "ema_halflife_images": 34.3}
 HYBRID = {**RECIPE, "gen": "resnet_6blocks", "ngf": 32, "upsample": "resize", "use_colour_branch": True,
           "lr_g": 2e-4, "lr_global": 1e-3, "identity_decay_steps": 1000}

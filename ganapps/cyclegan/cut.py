@@ -17,7 +17,7 @@ from torch import nn
 from ..engine import stabilizers as stab
 from ..engine.adversarial import Adversary, SingleGANTask
 from ..engine.task import OptimizerSpec, StepContext
-from .config import CycleGANConfig
+from .config import CycleGANConfig, one_way
 from .data import UnpairedDataset
 from .nets import PatchMLPHead, build_discriminator, build_generator
 from .pipeline import preview_grid, translation_metrics
@@ -54,7 +54,7 @@ class CUTTask(SingleGANTask):  # phases (D, D-reg, G), EMA of G, checkpointed GA
     def __init__(self, config: CycleGANConfig):
         c = self.config = config
         self.adv = Adversary(c)
-        self.src, self.tgt = ("a", "b") if c.direction == "a2b" else ("b", "a")
+        self.src, self.tgt = one_way(c)
         self.gen, self.disc = f"gen_{self.src}{self.tgt}", f"disc_{self.tgt}"
         self.layers = c.nce_layer_list
         # per-image norms: G's output for an image does not depend on the rest of its batch

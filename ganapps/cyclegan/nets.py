@@ -205,25 +205,32 @@ class PatchMLPHead(nn.Module):
 
 class UnetSkipBlock(nn.Module):
     """One U-Net level: down (LeakyReLU, conv 4x4/2, norm) -> submodule -> up (ReLU, convT 4x4/2, norm),
-    with the block's input concatenated to its output (except at the outermost level)."""
+    with the block's input concatenated to its output (except at the outermost level). `upsample` "resize":
+    the up conv is nearest x2 + 3x3 conv (`upsample_layer`), no checkerboard."""
 
     def __init__(self, outer: int, inner: int, in_ch: int | None = None, sub: nn.Module | None = None,
                  outermost: bool = False, innermost: bool = False, norm: str = "instance",
-                 use_dropout: bool = False):
+                 use_dropout: bool = False, upsample: str = "transpose"):
         super().__init__()
         self.outermost = outermost
         bias = _use_bias(norm)
         in_ch = outer if in_ch is None else in_ch
         downconv = nn.Conv2d(in_ch, inner, 4, stride=2, padding=1, bias=bias)
+
+        def upconv(c_in: int, use_bias: bool) -> list[nn.Module]:
+            if upsample == "transpose":
+                return [nn.ConvTranspose2d(c_in, outer, 4, 2, 1, bias=use_bias)]
+            return upsample_layer(upsample, c_in, outer, use_bias)
+
         if outermost:
             down: list[nn.Module] = [downconv]
-            up: list[nn.Module] = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1), nn.Tanh()]
+            up: list[nn.Module] = [nn.ReLU(True), *upconv(inner * 2, True), nn.Tanh()]
         elif innermost:
             down = [downconv]
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
+            up = [nn.ReLU(True), *upconv(inner, bias), norm_layer(norm, outer)]
         else:
             down = [downconv, norm_layer(norm, inner)]
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner * 2, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
+            up = [nn.ReLU(True), *upconv(inner * 2, bias), norm_layer(norm, outer)]
             if use_dropout:
                 up.append(nn.Dropout(0.5))
         self.model = nn.Sequential(*down, *([sub] if sub is not None else []), *up)
@@ -242,15 +249,16 @@ class UnetGenerator(nn.Module):
     unet_256), so H and W must be multiples of 2^num_downs. (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]."""
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, num_downs: int = 8, ngf: int = 64, norm: str = "instance",
-                 use_dropout: bool = False):
+                 use_dropout: bool = False, upsample: str = "transpose"):
         super().__init__()
-        block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        kw = {"norm": norm, "upsample": upsample}
+        block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, **kw)
         for _ in range(num_downs - 5):
-            block = UnetSkipBlock(ngf * 8, ngf * 8, sub=block, norm=norm, use_dropout=use_dropout)
-        block = UnetSkipBlock(ngf * 4, ngf * 8, sub=block, norm=norm)
-        block = UnetSkipBlock(ngf * 2, ngf * 4, sub=block, norm=norm)
-        block = UnetSkipBlock(ngf, ngf * 2, sub=block, norm=norm)
-        self.model = UnetSkipBlock(out_ch, ngf, in_ch=in_ch, sub=block, outermost=True, norm=norm)
+            block = UnetSkipBlock(ngf * 8, ngf * 8, sub=block, use_dropout=use_dropout, **kw)
+        block = UnetSkipBlock(ngf * 4, ngf * 8, sub=block, **kw)
+        block = UnetSkipBlock(ngf * 2, ngf * 4, sub=block, **kw)
+        block = UnetSkipBlock(ngf, ngf * 2, sub=block, **kw)
+        self.model = UnetSkipBlock(out_ch, ngf, in_ch=in_ch, sub=block, outermost=True, **kw)
         self.size_multiple = 2**num_downs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -308,27 +316,27 @@ class PixelDiscriminator(nn.Module):
 
 def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use_dropout: bool, *,
                     upsample: str = "transpose", use_colour_branch: bool = False,
-                    use_antialias: bool = False) -> nn.Module:
+                    use_antialias: bool = False, curve_gain: float = 1.0) -> nn.Module:
     """The reference's `define_G` names: resnet_9blocks, resnet_6blocks, unet_128, unet_256 (`upsample` and
     `use_antialias`, CUT's blur-pool down / bilinear up, apply to the ResNets); "colourtone" is the global
     colour/tone branch alone (`ColourToneGenerator`). With `use_colour_branch` a ResNet becomes the
-    zero-initialised detail residual of a `ColourToneGenerator` (colour branch + local edits; identity at init).
-    Weight init: `init_generator`."""
+    zero-initialised detail residual of a `ColourToneGenerator` (colour branch + local edits; identity at init);
+    `curve_gain` is the branch's (`ColourToneGenerator`). Weight init: `init_generator`."""
     from .colour import ColourToneGenerator
 
     if kind == "colourtone":
-        return ColourToneGenerator()
+        return ColourToneGenerator(curve_gain=curve_gain)
     if kind in ("resnet_9blocks", "resnet_6blocks"):
         blocks = 9 if kind == "resnet_9blocks" else 6
         net = ResnetGenerator(in_ch, out_ch, ngf, norm, use_dropout, blocks, upsample, residual=use_colour_branch,
                               use_antialias=use_antialias)
-        return ColourToneGenerator(detail=net) if use_colour_branch else net
-    if use_colour_branch or upsample != "transpose":
-        raise ValueError(f"generator {kind!r}: the colour branch and resize upsampling are for the ResNets")
+        return ColourToneGenerator(detail=net, curve_gain=curve_gain) if use_colour_branch else net
+    if use_colour_branch:
+        raise ValueError(f"generator {kind!r}: the colour branch is for the ResNets")
     if kind == "unet_128":
-        return UnetGenerator(in_ch, out_ch, 7, ngf, norm, use_dropout)
+        return UnetGenerator(in_ch, out_ch, 7, ngf, norm, use_dropout, upsample)
     if kind == "unet_256":
-        return UnetGenerator(in_ch, out_ch, 8, ngf, norm, use_dropout)
+        return UnetGenerator(in_ch, out_ch, 8, ngf, norm, use_dropout, upsample)
     raise ValueError(f"unknown generator {kind!r}: expected one of {', '.join(GENERATORS)}")
 
 

@@ -9,6 +9,7 @@ nets and temporal modules; never training code.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,9 @@ from .nets import build_generator
 from .temporal import TemporalFilter
 
 DIRECTIONS = {"a2b": "gen_ab", "b2a": "gen_ba"}  # direction -> the generator that runs it
+# the options `build_nets` reads (beyond method and direction): what two joined models must share
+NET_OPTIONS = ("gen", "channels", "ngf", "norm", "use_dropout", "upsample", "use_colour_branch", "use_antialias",
+               "curve_gain")
 
 
 def _blend_ramp(length: int, overlap: int, left: bool, right: bool) -> torch.Tensor:
@@ -164,10 +168,32 @@ class Translator(InferenceModel):
     @classmethod
     def build_nets(cls, config: CycleGANConfig) -> dict[str, nn.Module]:
         c = config
-        learned = DIRECTIONS if c.method == "cyclegan" else (c.direction,)
+        learned = DIRECTIONS if c.method == "cyclegan" or c.direction == "both" else (c.direction,)
         return {DIRECTIONS[d]: build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
                                                upsample=c.upsample, use_colour_branch=c.use_colour_branch,
-                                               use_antialias=c.use_antialias) for d in learned}
+                                               use_antialias=c.use_antialias, curve_gain=c.curve_gain)
+                for d in learned}
+
+    def joined(self, other: Translator) -> Translator:
+        """One model of both directions from two one-direction models of the same method and options (e.g.
+        pix2pix trained a2b and b2a on the same pairs): its config says direction "both". Raises InputError
+        when they do not fit (`export RUN --add RUN2` calls this)."""
+        a, b = self.config, other.config
+        where = f"{other.source or 'the second model'}"
+        if a is None or b is None or a.method == "cyclegan" or b.method != a.method:
+            raise InputError(f"{where}: --add joins two one-direction models (cut, fastcut, pix2pix) of one method")
+        if {self.directions, other.directions} != {("a2b",), ("b2a",)}:
+            raise InputError(f"{where}: learned {other.directions[0]}, like the first model; --add needs the other "
+                             f"direction")
+        differ = [name for name in NET_OPTIONS if getattr(a, name) != getattr(b, name)]
+        if differ:
+            raise InputError(f"{where}: its nets differ from the first model's ({', '.join(differ)})")
+        nets = {**self.nets, **other.nets}
+        config = copy.copy(a)
+        config.direction = "both"
+        return type(self)(nets.get("gen_ab"), nets.get("gen_ba"), config=config, channels=self.channels,
+                          multiple=self.multiple, tile_size=self.tile_size, tile_overlap=self.tile_overlap,
+                          device=self.device, use_amp=self.use_amp)
 
     @classmethod
     def from_nets(cls, nets: dict[str, nn.Module], config: CycleGANConfig, device: torch.device,

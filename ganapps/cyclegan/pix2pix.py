@@ -18,7 +18,7 @@ from torch import nn
 from ..engine import stabilizers as stab
 from ..engine.adversarial import Adversary, SingleGANTask
 from ..engine.task import StepContext
-from .config import CycleGANConfig
+from .config import CycleGANConfig, one_way
 from .data import PairedDataset, load_pairs, paired_source
 from .nets import build_discriminator, build_generator
 from .pipeline import preview_grid, translation_metrics
@@ -46,7 +46,7 @@ class Pix2PixTask(SingleGANTask):  # optimizers, phases (D, D-reg, G), EMA of G,
     def __init__(self, config: CycleGANConfig):
         c = self.config = config
         self.adv = Adversary(c)
-        self.src, self.tgt = ("a", "b") if c.direction == "a2b" else ("b", "a")
+        self.src, self.tgt = one_way(c)
         self.gen, self.disc = f"gen_{self.src}{self.tgt}", f"disc_{self.tgt}"
         # batch norm (pix2pix's default) mixes the images of one call: judge reals and fakes apart then
         self.batched = c.use_batched_calls and c.norm != "batch"

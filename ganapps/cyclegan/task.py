@@ -26,6 +26,7 @@ from .nets import build_discriminator, build_generator, init_generator
 from .pipeline import preview_grid, translation_metrics
 
 COLOUR_REF_IMAGES = 8  # real images of the target domain (the latest batches) the colour loss compares with
+COLOUR_LOSS_PIXELS = 4096  # pixels per image the colour loss sorts (all of a 64x64 crop; a random 4096 of larger)
 
 
 def load_test_images(cfg: CycleGANConfig, data_root: str, dom: str, n: int) -> torch.Tensor | None:
@@ -117,6 +118,8 @@ class CycleGANTask:
         self.memory_format = torch.channels_last if c.use_channels_last else torch.contiguous_format
         self._data_root = ""
         self.history = {"a": deque(maxlen=COLOUR_REF_IMAGES), "b": deque(maxlen=COLOUR_REF_IMAGES)}  # real images
+        # the latest fakes (detached), pooled with this step's in the colour loss
+        self.fakes = {"a": deque(maxlen=COLOUR_REF_IMAGES - 1), "b": deque(maxlen=COLOUR_REF_IMAGES - 1)}
 
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
@@ -124,7 +127,8 @@ class CycleGANTask:
         nets = {}
         for name in ("gen_ab", "gen_ba"):
             nets[name] = init_generator(build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
-                                                        upsample=c.upsample, use_colour_branch=c.use_colour_branch),
+                                                        upsample=c.upsample, use_colour_branch=c.use_colour_branch,
+                                                        curve_gain=c.curve_gain),
                                         c.init, c.init_gain)
         for name in ("disc_a", "disc_b"):
             net = build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std)
@@ -157,16 +161,18 @@ class CycleGANTask:
     def state_dict(self) -> dict:
         state = {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict(), **self.adv.state_dict()}
         if self.config.lambda_colour > 0:
-            state["history"] = {k: torch.stack(list(v)) if v else torch.empty(0) for k, v in self.history.items()}
+            for key, kept in (("history", self.history), ("fakes", self.fakes)):
+                state[key] = {k: torch.stack(list(v)) if v else torch.empty(0) for k, v in kept.items()}
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.pool_a.load_state_dict(state["pool_a"])
         self.pool_b.load_state_dict(state["pool_b"])
         self.adv.load_state_dict(state)
-        for k, images in state.get("history", {}).items():
-            self.history[k].clear()
-            self.history[k].extend(images)
+        for key, kept in (("history", self.history), ("fakes", self.fakes)):
+            for k, images in state.get(key, {}).items():
+                kept[k].clear()
+                kept[k].extend(images)
 
     # -- helpers
     def _reals(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,10 +213,14 @@ class CycleGANTask:
         return c.lambda_identity * max(0.0, 1.0 - step / c.identity_decay_steps)
 
     def colour_loss(self, fake: torch.Tensor, dom: str, real: torch.Tensor) -> torch.Tensor:
-        """Sliced W1 (colour.sliced_w1) between `fake` (of domain `dom`) and the latest real images of `dom`
-        (this batch's `real` and up to COLOUR_REF_IMAGES in all)."""
+        """Sliced W1 (colour.sliced_w1) between `fake` (of domain `dom`) pooled with the latest earlier fakes
+        and the latest real images of `dom` (this batch's `real` and up to COLOUR_REF_IMAGES in all): the colours
+        of a set of images are matched, not each image's alone (a dark photo's fake need not have the average
+        real colours)."""
         self.history[dom].extend(real.detach())
-        return sliced_w1(fake, torch.stack(list(self.history[dom])))
+        earlier = torch.stack(list(self.fakes[dom])) if self.fakes[dom] else None
+        self.fakes[dom].extend(fake.detach())
+        return sliced_w1(fake, torch.stack(list(self.history[dom])), earlier=earlier, max_pixels=COLOUR_LOSS_PIXELS)
 
     # -- phases
     def g_loss(self, batch: dict, ctx: StepContext) -> dict:

@@ -97,6 +97,11 @@ class InferenceModel:
         model.source = folder
         return model
 
+    def joined(self, other: InferenceModel) -> InferenceModel:
+        """One model holding this model's nets and `other`'s (`export RUN --add RUN2`); tasks whose models can
+        be joined override this."""
+        raise InputError(f"{type(self).__name__}: these models cannot be joined (--add)")
+
     def export_net(self, name: str) -> nn.Module:
         """A float32 CPU copy of one net in eval mode (what graph exports trace; this model is left as it is)."""
         return copy.deepcopy(self.nets[name]).float().cpu().eval()

@@ -399,3 +399,37 @@ def test_one_generator_models_translate_their_direction_only(dataset, paired, tm
                  str(paired / "testB"), "--ground-truth", str(paired / "testB"), "--quiet", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["a2b/psnr_db"] > 0 and "b2a/swd" not in ev
+
+
+def test_two_one_direction_models_join_into_one_of_both_directions(dataset, paired, tmp_path, capsys):
+    """pix2pix a2b + pix2pix b2a (resize-conv U-Nets) -> `export --add` -> one model translating both ways, each
+    exactly as its own run; joining what does not fit, or training `--direction both`, is a one-line error."""
+    from ganapps.cyclegan.pipeline import Translator
+
+    runs = {}
+    for d in ("a2b", "b2a"):
+        runs[d] = tmp_path / d
+        assert main(["cyclegan", "train", "--method", "pix2pix", "--direction", d, "--preset", "tiny", "--gen",
+                     "unet_128", "--upsample", "resize", "--load-size", "130", "--crop-size", "128", "--data",
+                     str(paired), "--steps", "2", "--out", str(runs[d]), "--quiet"]) == 0
+    model = tmp_path / "both"
+    assert main(["cyclegan", "export", str(runs["a2b"]), "--add", str(runs["b2a"]), "--out", str(model), "--fp32",
+                 "--quiet"]) == 0
+    t = Translator.from_checkpoint(model)
+    assert t.directions == ("a2b", "b2a") and t.config.direction == "both"
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    for d in ("a2b", "b2a"):
+        assert torch.equal(t(x, d), Translator.from_checkpoint(runs[d])(x, d))
+    capsys.readouterr()
+    cut_run = tmp_path / "cut"
+    assert main(["cyclegan", "train", "--method", "cut", "--direction", "b2a", "--preset", "tiny", "--data",
+                 str(dataset), "--steps", "1", "--out", str(cut_run), "--quiet"]) == 0
+    for add, match in ((runs["a2b"], "needs the other direction"), (cut_run, "of one method")):
+        assert main(["cyclegan", "export", str(runs["a2b"]), "--add", str(add), "--out", str(tmp_path / "x"),
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert match in err and str(add) in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+    assert main(["cyclegan", "train", "--method", "pix2pix", "--direction", "both", "--preset", "tiny", "--data",
+                 str(paired), "--steps", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    assert "direction='both'" in capsys.readouterr().err

@@ -79,6 +79,12 @@ def test_resize_upsampling_has_no_transposed_conv_and_no_checkerboard():
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in r.modules())
     assert sum(p.numel() for p in t.parameters()) == sum(p.numel() for p in r.parameters())
     assert r(_images(1, 72, 40)).shape == (1, 3, 72, 40)
+    for kind in ("unet_128", "unet_256"):  # the U-Nets' up convs the same way (pix2pix --upsample resize)
+        u = build_generator(kind, 3, 3, 4, "batch", True, upsample="resize")
+        assert not any(isinstance(m, nn.ConvTranspose2d) for m in u.modules())
+        assert any(isinstance(m, nn.ConvTranspose2d) for m in build_generator(kind, 3, 3, 4, "batch", True).modules())
+        n = u.size_multiple
+        assert u(_images(2, n, 2 * n)).shape == (2, 3, n, 2 * n)
     # Odena et al.'s point: with all-ones kernels a constant input stays constant through resize-conv (every
     # output pixel sees the same number of taps) but turns into a period-2 pattern through a stride-2
     # transposed conv (uneven overlap).
@@ -138,6 +144,55 @@ def test_sliced_w1_is_zero_for_equal_colour_sets_and_measures_a_shift():
     assert float(y.grad.abs().sum()) > 0
 
 
+def test_sliced_w1_pools_earlier_images_and_gives_each_pixel_its_own_gradient():
+    a, b = _images(1, 32, 32, seed=1), _images(1, 32, 32, seed=2) * 0.5 + 0.4  # a set of a dark and a bright image
+    pixels = torch.cat([a, b]).transpose(0, 1).reshape(3, -1)[:, torch.randperm(2 * 32 * 32)]
+    ref = pixels.reshape(3, 2, 32, 32).transpose(0, 1)  # the set's pixels, rearranged across the two images
+    assert float(sliced_w1(a, ref)) > 0.05  # the dark image alone does not have the set's colours
+    assert float(sliced_w1(a, ref, earlier=b)) <= 1e-6  # pooled with the set's other image it does
+    # a shift t of both keeps every pixel's match: each of x's pixels gets the gradient it gets alone, none
+    # flows into the earlier images, and the value is scaled by (1 + 1) / 1
+    t = torch.tensor([0.3, -0.2, 0.1]).view(1, 3, 1, 1)
+    x, earlier = (a + t).requires_grad_(True), (b + t).requires_grad_(True)
+    torch.manual_seed(5)
+    pooled = sliced_w1(x, torch.cat([a, b]), directions=8, earlier=earlier)
+    pooled.backward()
+    x_alone = (a + t).requires_grad_(True)
+    torch.manual_seed(5)
+    alone = sliced_w1(x_alone, a, directions=8)
+    alone.backward()
+    assert float(pooled.detach()) == pytest.approx(2 * float(alone.detach()), rel=1e-4)
+    assert torch.allclose(x.grad, x_alone.grad, rtol=1e-4, atol=1e-9) and earlier.grad is None
+
+
+def test_sliced_w1_on_a_random_subset_of_pixels_of_large_images():
+    x = _images(1, 96, 96, seed=3)
+    y = x.flatten(2)[..., torch.randperm(96 * 96)].view_as(x)
+    torch.manual_seed(6)
+    exact = sliced_w1(x + 0.2, y)
+    torch.manual_seed(6)
+    assert float(sliced_w1(x + 0.2, y, max_pixels=96 * 96)) == float(exact)  # not above the cap: all pixels
+    z = x.clone().requires_grad_(True)
+    torch.manual_seed(6)  # the same directions
+    sub = sliced_w1(z + 0.2, y, max_pixels=1024)
+    sub.backward()
+    # 1024 random pixels of each image stand for it: close to the exact distance, gradients on those pixels only
+    assert abs(float(sub.detach()) - float(exact)) <= 0.1 * float(exact)
+    assert int((z.grad.abs().sum(1) > 0).sum()) == 1024
+
+
+def test_curve_gain_scales_the_curve_slopes_only():
+    torch.manual_seed(2)
+    g1, g8 = ColourToneGenerator(), ColourToneGenerator(curve_gain=8.0)
+    p = torch.randn(2, g1.n_params) * 0.1
+    k = g1.knots
+    p8 = torch.cat([p[:, :3], p[:, 3:3 + 3 * k] * 8, p[:, 3 + 3 * k:]], 1)
+    x = _images()
+    assert torch.allclose(g8.apply_params(x, p), g1.apply_params(x, p8), atol=1e-6)
+    assert not torch.allclose(g8.apply_params(x, p), g1.apply_params(x, p), atol=1e-3)
+    assert PRESETS["colour"]["curve_gain"] == 8.0 and CycleGANConfig().curve_gain == 1.0
+
+
 def test_identity_weight_decays_linearly_to_zero(dataset, tmp_path):
     cfg = CycleGANConfig(**tiny(data=str(dataset), out=str(tmp_path / "r"), lambda_identity=0.5,
                                 identity_decay_steps=200))
@@ -160,7 +215,7 @@ def test_presets_reference_is_the_reference_and_default_is_the_fast_recipe():
 @pytest.mark.parametrize("opts,field", [
     (dict(gen="colourtone", channels=1), "gen"),
     (dict(disc="dual", channels=1), "disc"),
-    (dict(gen="unet_128", upsample="resize"), "upsample"),
+    (dict(gen="colourtone", upsample="resize"), "upsample"),
     (dict(gen="unet_128", use_colour_branch=True), "use_colour_branch"),
     (dict(identity_decay_steps=-1), "identity_decay_steps"),
     (dict(lambda_colour=-1.0), "lambda_colour"),
@@ -230,6 +285,11 @@ def test_colour_recipe_trains_resumes_exactly_and_exports(dataset, tmp_path, cap
     assert main(["cyclegan", "export", str(full), "--out", str(tmp_path / "model"), "--quiet"]) == 0
     y = Translator.from_checkpoint(tmp_path / "model")(x)
     assert float((y - t(x)).abs().max()) < 2e-2  # fp16 weights
+    assert t.nets["gen_ab"].curve_gain == 8.0
+    # a model whose options predate curve_gain (no such key) is rebuilt as it was trained: gain 1
+    cfg = tmp_path / "model" / "config.yaml"
+    cfg.write_text("".join(line for line in cfg.read_text().splitlines(True) if not line.startswith("curve_gain:")))
+    assert Translator.from_checkpoint(tmp_path / "model").nets["gen_ab"].curve_gain == 1.0
 
 
 def test_lr_global_gives_the_colour_branch_its_own_learning_rate(dataset, tmp_path):
