@@ -300,15 +300,25 @@ class Trainer:
 
     def _hook(self, name: str, seed_offset: int) -> Any:
         """Run the task's `name` hook (preview / evaluate) on rank 0 without gradients, on a fixed seed and
-        without touching the training RNG; None when the task has no such hook."""
+        without touching the training RNG; None when the task has no such hook. The nets run in eval mode, as
+        inference runs them: a preview must not move batch norm's running statistics (the preview images would
+        otherwise leak into them) nor draw dropout masks."""
         fn = getattr(self.task, name, None)
         if fn is None or not self.is_main:
             return None
         self.ctx.step, self.ctx.images_seen = self.step, self.images_seen
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(self.cfg.seed + seed_offset)
-            with torch.no_grad():
-                return fn(self.ctx)
+        modules = [m for net in (*self.nets.values(), *self.ctx.ema.values()) for m in net.modules()]
+        modes = [m.training for m in modules]
+        try:
+            for m in modules:
+                m.training = False
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                torch.manual_seed(self.cfg.seed + seed_offset)
+                with torch.no_grad():
+                    return fn(self.ctx)
+        finally:
+            for m, mode in zip(modules, modes, strict=True):
+                m.training = mode
 
     def preview(self) -> Path | None:
         out = self._hook("preview", PREVIEW_SEED_OFFSET)

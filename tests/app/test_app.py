@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+import yaml
 from app_helpers import export_label_model, write_clip, write_corrupt_image, write_label_map, write_truncated
 from PIL import Image
 
@@ -139,7 +140,9 @@ def test_the_pickers_offer_shipped_models_and_folders_under_the_roots_only(roots
     assert [e.value for e in catalog.runs()] == ["run:0:group/run"]
     assert catalog.resolve_model("translate", "run:0:group/run") == (runs / "group" / "run").resolve()
     assert catalog.resolve_run("run:0:group/run") == (runs / "group" / "run").resolve()
-    assert catalog.describe("translate", "shipped:cyclegan-default").startswith("CycleGAN photo <-> painting")
+    card = yaml.safe_load((ckpt.shipped_model("cyclegan-default") / "card.yaml").read_text())
+    what = catalog.describe("translate", "shipped:cyclegan-default")  # the start of the card's `what`, one line
+    assert what.split()[:6] == card["what"].split()[:6] and "\n" not in what
     assert catalog.describe("translate", "run:0:group/run") == "weights: checkpoints/step_2/weights.safetensors"
     with pytest.raises(InputError, match="not one of the choices"):
         catalog.describe("translate", "run:0:../outside/model")

@@ -433,3 +433,20 @@ def test_two_one_direction_models_join_into_one_of_both_directions(dataset, pair
     assert main(["cyclegan", "train", "--method", "pix2pix", "--direction", "both", "--preset", "tiny", "--data",
                  str(paired), "--steps", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 2
     assert "direction='both'" in capsys.readouterr().err
+
+
+def test_previews_and_evaluations_leave_batch_norm_statistics_alone(paired, tmp_path):
+    """pix2pix's batch-norm U-Net: the trainer's preview and evaluation hooks run the nets in eval mode, so the
+    test images they show do not move the running statistics (they did: 8 previews on test images changed them
+    by up to 6.5), and the nets are back in train mode afterwards."""
+    cfg = CycleGANConfig(**tiny(method="pix2pix", gen="unet_128", load_size=130, crop_size=128, data=str(paired),
+                                out=str(tmp_path / "r")))
+    tr = Trainer(make_task(cfg))
+    tr._build()
+    gen = tr.nets["gen_ab"]
+    assert any(isinstance(m, nn.BatchNorm2d) for m in gen.modules())
+    before = {k: v.clone() for k, v in gen.state_dict().items()}
+    modes = [m.training for net in tr.nets.values() for m in net.modules()]
+    assert tr._hook("preview", 1) is not None and tr._hook("evaluate", 2)
+    assert all(torch.equal(before[k], v) for k, v in gen.state_dict().items())
+    assert [m.training for net in tr.nets.values() for m in net.modules()] == modes and gen.training
