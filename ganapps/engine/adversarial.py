@@ -161,7 +161,8 @@ class Adversary:
     def _judge_pair(self, disc: Critic, real: Tensor, fake: Tensor, join: Join | None,
                     batched: bool) -> tuple[Tensor, Tensor]:
         if batched and real.shape == fake.shape:  # one call on both: exact when D treats samples alone
-            out = self.judge(disc, torch.cat([real, fake]), join)
+            both = torch.cat([real, fake]) if join is None else torch.cat([join(real), join(fake)])
+            out = disc(self.view(both))  # each half joined with its own condition, then judged together
             return out[: len(real)], out[len(real):]
         return self.judge(disc, real, join), self.judge(disc, fake, join)
 

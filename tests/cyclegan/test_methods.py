@@ -450,3 +450,20 @@ def test_previews_and_evaluations_leave_batch_norm_statistics_alone(paired, tmp_
     assert tr._hook("preview", 1) is not None and tr._hook("evaluate", 2)
     assert all(torch.equal(before[k], v) for k, v in gen.state_dict().items())
     assert [m.training for net in tr.nets.values() for m in net.modules()] == modes and gen.training
+
+
+def test_pix2pix_with_instance_norm_judges_real_and_fake_pairs_in_one_call(paired, tmp_path, capsys):
+    """Instance norm lets the critic judge the real and the fake pair in one batched call; each half is stacked
+    with its own input first (it stacked the 2B images with B inputs and failed), and the one call gives the
+    two calls' losses."""
+    logs = {}
+    for batched in (True, False):
+        out = tmp_path / str(batched)
+        assert main(["cyclegan", "train", "--method", "pix2pix", "--preset", "tiny", "--gen", "unet_128",
+                     "--norm", "instance", "--load-size", "130", "--crop-size", "128", "--data", str(paired),
+                     "--steps", "2", "--log-every-steps", "1", "--out", str(out), "--quiet",
+                     "--use-batched-calls" if batched else "--no-use-batched-calls"]) == 0
+        logs[batched] = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss/d" in r]
+    assert len(logs[True]) == len(logs[False]) == 2
+    for a, b in zip(logs[True], logs[False], strict=True):
+        assert a["loss/d"] == pytest.approx(b["loss/d"], rel=1e-4, abs=1e-6)
