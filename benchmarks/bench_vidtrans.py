@@ -223,7 +223,7 @@ def onnx_part(threads: int, iters: int) -> None:
         from ganapps.engine.export import export_graphs
 
         res = export_graphs(graphs, Path(tmp) / "onnx", "onnx")
-        print(f"export + parity check of gen_ab at {sizes} (and the 64x64 batch-2 example): "
+        print(f"export + parity check of gen_ab at {sizes} (and the batch-2 traced example): "
               f"{time.perf_counter() - t0:.0f} s, max |ONNX Runtime - PyTorch| {res['max_abs_diff']['gen_ab']:.2g}",
               flush=True)
         manifest = json.loads(Path(res["manifest"]).read_text())

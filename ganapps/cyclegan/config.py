@@ -247,7 +247,7 @@ class CycleGANConfig(AdversarialConfig):
 # Presets (`--preset NAME`; `cyclegan train` without one runs `default`). For method cyclegan: `default` is the
 # recipe the painting pilots measured best (docs/cyclegan.md, "Recipes"): a resize-conv ResNet for local changes
 # with the global colour/tone branch, the dual critic and the colour loss; `colour` the global-only recipe (colour
-# grades, tone curves: >= 25 dB in 800 steps on 4 of 6 colour tasks), `reference` the reference's exact recipe (the
+# grades, tone curves: >= 25 dB in 800 steps on all 6 colour tasks), `reference` the reference's exact recipe (the
 # class defaults), `fast` / `colour_fast` / `reference_fast` those recipes at a CPU-friendly size
 # (`reference_fast` trained the first shipped model), `tiny` the test size. The recipe is CycleGAN's: cut, fastcut
 # and pix2pix always keep their reference's (`method_defaults`) and take only a preset's sizes (`preset_options`).
