@@ -112,9 +112,9 @@ class CycleGANConfig(AdversarialConfig):
     gen: Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "colourtone"] = opt(
         "resnet_9blocks", "generator; colourtone: a global colour/tone branch alone (per-image curves, colour "
                           "matrix and split toning of the input's own pixels; identity at init, keeps all detail)")
-    upsample: Literal["transpose", "resize"] = opt(
-        "transpose", "ResNet and U-Net generators' x2 upsampling: transpose (the reference's) or resize (nearest "
-                     "x2 + 3x3 conv, Odena et al. 2016: no checkerboard)")
+    upsample: Literal["transpose", "resize", "bilinear"] = opt(
+        "transpose", "ResNet and U-Net generators' x2 upsampling: transpose (the reference's), resize (nearest x2 "
+                     "+ 3x3 conv, Odena et al. 2016: no checkerboard) or bilinear (bilinear x2 + 3x3 conv)")
     use_colour_branch: bool = opt(False, "a ResNet generator beside the colourtone branch: the ResNet becomes a "
                                          "zero-initialised residual for local edits (identity at init)")
     lr_global: float = opt(0.0, "learning rate of the colourtone branch's parameters (0: lr_g like the rest)")

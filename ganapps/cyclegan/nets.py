@@ -17,7 +17,7 @@ from ..engine.layers import InstanceNorm2d
 NORMS = ("instance", "batch", "none")
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "colourtone")
 DISCRIMINATORS = ("basic", "n_layers", "pixel", "dual")
-UPSAMPLINGS = ("transpose", "resize")
+UPSAMPLINGS = ("transpose", "resize", "bilinear")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -60,8 +60,10 @@ def upsample_layer(kind: str, c_in: int, c_out: int, bias: bool) -> list[nn.Modu
     pixel sees the same number of taps, so no checkerboard by construction. Same parameter count."""
     if kind == "transpose":
         return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1, bias=bias)]
-    if kind == "resize":
-        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3, bias=bias)]
+    if kind in ("resize", "bilinear"):  # "bilinear": the same with bilinear x2 (no 2x2 blocks for the conv to see)
+        up = nn.Upsample(scale_factor=2, mode="nearest") if kind == "resize" else nn.Upsample(
+            scale_factor=2, mode="bilinear", align_corners=False)
+        return [up, nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3, bias=bias)]
     raise ValueError(f"unknown upsampling {kind!r}: expected one of {', '.join(UPSAMPLINGS)}")
 
 

@@ -89,11 +89,11 @@ def test_resize_upsampling_has_no_transposed_conv_and_no_checkerboard():
     # output pixel sees the same number of taps) but turns into a period-2 pattern through a stride-2
     # transposed conv (uneven overlap).
     ones = torch.ones(1, 1, 8, 8)
-    for kind in ("transpose", "resize"):
+    for kind in ("transpose", "resize", "bilinear"):
         layer = nn.Sequential(*upsample_layer(kind, 1, 1, bias=False))
         nn.init.ones_(layer[-1].weight)
         out = layer(ones)[..., 2:-2, 2:-2]  # (1, 1, 12, 12) away from the border
-        if kind == "resize":
+        if kind in ("resize", "bilinear"):
             assert torch.equal(out, torch.full_like(out, 9.0))
         else:
             assert set(out.unique().tolist()) == {1.0, 2.0, 4.0}  # 1, 2 or 4 taps by pixel parity
