@@ -57,7 +57,8 @@ class ColourToneGenerator(nn.Module):
     `curve_gain` scales the head's curve-slope outputs (softplus(gain p + s0)): Adam moves a weight by about
     the learning rate per step whatever the gradient's size; at gain 1 a segment's slope changes by about 0.1%
     per 1e-3 change of p, so a tone curve whose mid-tones need slope 3 (p + 1.2) takes over 1,000 steps at lr
-    1e-3 to form; gain 8 forms it in about 150 (measured in docs/cyclegan.md, "The colour recipe").
+    1e-3 to form; at gain 8 p needs to move 1.2 / 8, about 150 steps (the effect on the colour tasks is measured
+    in docs/cyclegan.md, "The colour recipe").
     The MLP's last layer starts at zero, so the branch starts as the exact identity, and being a per-pixel
     function of the input it cannot blur or add a checkerboard. With `detail` (a net whose output starts at 0,
     e.g. `ResnetGenerator(..., residual=True)`), y = colour(x) + detail(x): local edits on top.
