@@ -115,6 +115,9 @@ class CycleGANConfig(AdversarialConfig):
     upsample: Literal["transpose", "resize", "bilinear"] = opt(
         "transpose", "ResNet and U-Net generators' x2 upsampling: transpose (the reference's), resize (nearest x2 "
                      "+ 3x3 conv, Odena et al. 2016: no checkerboard) or bilinear (bilinear x2 + 3x3 conv)")
+    unet_full_res: bool = opt(False, "U-Net generators: the last conv also sees full-resolution features of the input, "
+                                     "so fine detail need not come through the x2 upsampling's lattice (the "
+                                     "reference's U-Net makes every output pixel from the half-resolution level)")
     use_colour_branch: bool = opt(False, "a ResNet generator beside the colourtone branch: the ResNet becomes a "
                                          "zero-initialised residual for local edits (identity at init)")
     lr_global: float = opt(0.0, "learning rate of the colourtone branch's parameters (0: lr_g like the rest)")
@@ -235,6 +238,8 @@ class CycleGANConfig(AdversarialConfig):
                 raise InputError(f"option {name}={getattr(self, name)!r}: needs channels=3 (got {self.channels})")
         if not self.gen.startswith("resnet") and self.use_colour_branch:
             raise InputError(f"option use_colour_branch=True: for the ResNet generators only (gen={self.gen})")
+        if self.unet_full_res and not self.gen.startswith("unet"):
+            raise InputError(f"option unet_full_res=True: for the U-Net generators only (gen={self.gen})")
         if self.gen == "colourtone" and self.upsample != "transpose":
             raise InputError(f"option upsample={self.upsample!r}: for the ResNet and U-Net generators only (gen="
                              f"{self.gen} does not upsample)")

@@ -208,25 +208,36 @@ class PatchMLPHead(nn.Module):
 class UnetSkipBlock(nn.Module):
     """One U-Net level: down (LeakyReLU, conv 4x4/2, norm) -> submodule -> up (ReLU, convT 4x4/2, norm),
     with the block's input concatenated to its output (except at the outermost level). `upsample` "resize":
-    the up conv is nearest x2 + 3x3 conv (`upsample_layer`), no checkerboard."""
+    the up conv is nearest x2 + 3x3 conv (`upsample_layer`), no checkerboard. `full_res` (outermost level
+    only): the up conv ends at `inner` channels (norm), and the last layer is ReLU, 3x3 conv, tanh over those
+    concatenated with `stem(x)` (3x3 conv of the input to `inner` channels, LeakyReLU 0.2): full-resolution
+    features of the input, so fine detail need not come through the x2 upsampling alone."""
 
     def __init__(self, outer: int, inner: int, in_ch: int | None = None, sub: nn.Module | None = None,
                  outermost: bool = False, innermost: bool = False, norm: str = "instance",
-                 use_dropout: bool = False, upsample: str = "transpose"):
+                 use_dropout: bool = False, upsample: str = "transpose", full_res: bool = False):
         super().__init__()
         self.outermost = outermost
+        self.full_res = full_res
+        if full_res and not outermost:
+            raise ValueError("full_res is for the outermost U-Net level")
         bias = _use_bias(norm)
         in_ch = outer if in_ch is None else in_ch
         downconv = nn.Conv2d(in_ch, inner, 4, stride=2, padding=1, bias=bias)
 
-        def upconv(c_in: int, use_bias: bool) -> list[nn.Module]:
+        def upconv(c_in: int, use_bias: bool, c_out: int = outer) -> list[nn.Module]:
             if upsample == "transpose":
-                return [nn.ConvTranspose2d(c_in, outer, 4, 2, 1, bias=use_bias)]
-            return upsample_layer(upsample, c_in, outer, use_bias)
+                return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=use_bias)]
+            return upsample_layer(upsample, c_in, c_out, use_bias)
 
-        if outermost:
+        if full_res:
             down: list[nn.Module] = [downconv]
-            up: list[nn.Module] = [nn.ReLU(True), *upconv(inner * 2, True), nn.Tanh()]
+            up: list[nn.Module] = [nn.ReLU(True), *upconv(inner * 2, bias, inner), norm_layer(norm, inner)]
+            self.stem = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(in_ch, inner, 3), nn.LeakyReLU(0.2))
+            self.head = nn.Sequential(nn.ReLU(), nn.ReflectionPad2d(1), nn.Conv2d(2 * inner, outer, 3), nn.Tanh())
+        elif outermost:
+            down = [downconv]
+            up = [nn.ReLU(True), *upconv(inner * 2, True), nn.Tanh()]
         elif innermost:
             down = [downconv]
             up = [nn.ReLU(True), *upconv(inner, bias), norm_layer(norm, outer)]
@@ -238,6 +249,8 @@ class UnetSkipBlock(nn.Module):
         self.model = nn.Sequential(*down, *([sub] if sub is not None else []), *up)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.full_res:  # (B, in_ch, H, W) -> (B, outer, H, W)
+            return self.head(torch.cat([self.stem(x), self.model(x)], 1))
         if self.outermost:
             return self.model(x)
         # The reference's in-place LeakyReLU(x) rewrites x before the concatenation, so its skip connection
@@ -248,10 +261,13 @@ class UnetSkipBlock(nn.Module):
 
 class UnetGenerator(nn.Module):
     """Ronneberger et al.'s U-Net as pix2pix/CycleGAN build it: `num_downs` halvings (7 for unet_128, 8 for
-    unet_256), so H and W must be multiples of 2^num_downs. (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1]."""
+    unet_256), so H and W must be multiples of 2^num_downs. (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1].
+    `full_res`: the last layer also sees full-resolution features of the input (`UnetSkipBlock`); the reference's
+    U-Net makes every output pixel from the half-resolution level's x2 upsampling, so the finest detail it paints
+    is locked to that lattice (docs/cyclegan.md, "A lattice-free U-Net")."""
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, num_downs: int = 8, ngf: int = 64, norm: str = "instance",
-                 use_dropout: bool = False, upsample: str = "transpose"):
+                 use_dropout: bool = False, upsample: str = "transpose", full_res: bool = False):
         super().__init__()
         kw = {"norm": norm, "upsample": upsample}
         block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, **kw)
@@ -260,7 +276,7 @@ class UnetGenerator(nn.Module):
         block = UnetSkipBlock(ngf * 4, ngf * 8, sub=block, **kw)
         block = UnetSkipBlock(ngf * 2, ngf * 4, sub=block, **kw)
         block = UnetSkipBlock(ngf, ngf * 2, sub=block, **kw)
-        self.model = UnetSkipBlock(out_ch, ngf, in_ch=in_ch, sub=block, outermost=True, **kw)
+        self.model = UnetSkipBlock(out_ch, ngf, in_ch=in_ch, sub=block, outermost=True, full_res=full_res, **kw)
         self.size_multiple = 2**num_downs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -318,12 +334,13 @@ class PixelDiscriminator(nn.Module):
 
 def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use_dropout: bool, *,
                     upsample: str = "transpose", use_colour_branch: bool = False,
-                    use_antialias: bool = False, curve_gain: float = 1.0) -> nn.Module:
+                    use_antialias: bool = False, curve_gain: float = 1.0, unet_full_res: bool = False) -> nn.Module:
     """The reference's `define_G` names: resnet_9blocks, resnet_6blocks, unet_128, unet_256 (`upsample` and
     `use_antialias`, CUT's blur-pool down / bilinear up, apply to the ResNets); "colourtone" is the global
     colour/tone branch alone (`ColourToneGenerator`). With `use_colour_branch` a ResNet becomes the
     zero-initialised detail residual of a `ColourToneGenerator` (colour branch + local edits; identity at init);
-    `curve_gain` is the branch's (`ColourToneGenerator`). Weight init: `init_generator`."""
+    `curve_gain` is the branch's (`ColourToneGenerator`); `unet_full_res` the U-Nets' full-resolution last layer
+    (`UnetGenerator`). Weight init: `init_generator`."""
     from .colour import ColourToneGenerator
 
     if kind == "colourtone":
@@ -336,9 +353,9 @@ def build_generator(kind: str, in_ch: int, out_ch: int, ngf: int, norm: str, use
     if use_colour_branch:
         raise ValueError(f"generator {kind!r}: the colour branch is for the ResNets")
     if kind == "unet_128":
-        return UnetGenerator(in_ch, out_ch, 7, ngf, norm, use_dropout, upsample)
+        return UnetGenerator(in_ch, out_ch, 7, ngf, norm, use_dropout, upsample, unet_full_res)
     if kind == "unet_256":
-        return UnetGenerator(in_ch, out_ch, 8, ngf, norm, use_dropout, upsample)
+        return UnetGenerator(in_ch, out_ch, 8, ngf, norm, use_dropout, upsample, unet_full_res)
     raise ValueError(f"unknown generator {kind!r}: expected one of {', '.join(GENERATORS)}")
 
 

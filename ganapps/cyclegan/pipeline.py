@@ -33,7 +33,7 @@ from .temporal import TemporalFilter
 DIRECTIONS = {"a2b": "gen_ab", "b2a": "gen_ba"}  # direction -> the generator that runs it
 # the options `build_nets` reads (beyond method and direction): what two joined models must share
 NET_OPTIONS = ("gen", "channels", "ngf", "norm", "use_dropout", "upsample", "use_colour_branch", "use_antialias",
-               "curve_gain")
+               "curve_gain", "unet_full_res")
 
 
 def _blend_ramp(length: int, overlap: int, left: bool, right: bool) -> torch.Tensor:
@@ -171,7 +171,8 @@ class Translator(InferenceModel):
         learned = DIRECTIONS if c.method == "cyclegan" or c.direction == "both" else (c.direction,)
         return {DIRECTIONS[d]: build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
                                                upsample=c.upsample, use_colour_branch=c.use_colour_branch,
-                                               use_antialias=c.use_antialias, curve_gain=c.curve_gain)
+                                               use_antialias=c.use_antialias, curve_gain=c.curve_gain,
+                                               unet_full_res=c.unet_full_res)
                 for d in learned}
 
     def joined(self, other: Translator) -> Translator:

@@ -56,7 +56,7 @@ class Pix2PixTask(SingleGANTask):  # optimizers, phases (D, D-reg, G), EMA of G,
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
         gen = build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout, upsample=c.upsample,
-                              use_antialias=c.use_antialias)
+                              use_antialias=c.use_antialias, unet_full_res=c.unet_full_res)
         stab.init_weights(gen, c.init, c.init_gain)
         disc = build_discriminator(c.disc, 2 * c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std,
                                    use_antialias=c.use_antialias)  # sees (input, output) stacked

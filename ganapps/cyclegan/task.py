@@ -128,7 +128,7 @@ class CycleGANTask:
         for name in ("gen_ab", "gen_ba"):
             nets[name] = init_generator(build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
                                                         upsample=c.upsample, use_colour_branch=c.use_colour_branch,
-                                                        curve_gain=c.curve_gain),
+                                                        curve_gain=c.curve_gain, unet_full_res=c.unet_full_res),
                                         c.init, c.init_gain)
         for name in ("disc_a", "disc_b"):
             net = build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std)

@@ -402,16 +402,18 @@ def test_one_generator_models_translate_their_direction_only(dataset, paired, tm
 
 
 def test_two_one_direction_models_join_into_one_of_both_directions(dataset, paired, tmp_path, capsys):
-    """pix2pix a2b + pix2pix b2a (resize-conv U-Nets) -> `export --add` -> one model translating both ways, each
-    exactly as its own run; joining what does not fit, or training `--direction both`, is a one-line error."""
+    """pix2pix a2b + pix2pix b2a (resize-conv, full-resolution U-Nets as shipped) -> `export --add` -> one model
+    translating both ways, each exactly as its own run; joining what does not fit (another method, the same
+    direction, other nets), or training `--direction both`, is a one-line error."""
     from ganapps.cyclegan.pipeline import Translator
 
     runs = {}
-    for d in ("a2b", "b2a"):
+    for d, full in (("a2b", True), ("b2a", True), ("plain", False)):
         runs[d] = tmp_path / d
-        assert main(["cyclegan", "train", "--method", "pix2pix", "--direction", d, "--preset", "tiny", "--gen",
-                     "unet_128", "--upsample", "resize", "--load-size", "130", "--crop-size", "128", "--data",
-                     str(paired), "--steps", "2", "--out", str(runs[d]), "--quiet"]) == 0
+        assert main(["cyclegan", "train", "--method", "pix2pix", "--direction", "b2a" if d == "plain" else d,
+                     "--preset", "tiny", "--gen", "unet_128", "--upsample", "resize",
+                     "--unet-full-res" if full else "--no-unet-full-res", "--load-size", "130", "--crop-size",
+                     "128", "--data", str(paired), "--steps", "2", "--out", str(runs[d]), "--quiet"]) == 0
     model = tmp_path / "both"
     assert main(["cyclegan", "export", str(runs["a2b"]), "--add", str(runs["b2a"]), "--out", str(model), "--fp32",
                  "--quiet"]) == 0
@@ -424,7 +426,8 @@ def test_two_one_direction_models_join_into_one_of_both_directions(dataset, pair
     cut_run = tmp_path / "cut"
     assert main(["cyclegan", "train", "--method", "cut", "--direction", "b2a", "--preset", "tiny", "--data",
                  str(dataset), "--steps", "1", "--out", str(cut_run), "--quiet"]) == 0
-    for add, match in ((runs["a2b"], "needs the other direction"), (cut_run, "of one method")):
+    for add, match in ((runs["a2b"], "needs the other direction"), (cut_run, "of one method"),
+                       (runs["plain"], "differ from the first model's (unet_full_res)")):
         assert main(["cyclegan", "export", str(runs["a2b"]), "--add", str(add), "--out", str(tmp_path / "x"),
                      "--quiet"]) == 2
         err = capsys.readouterr().err

@@ -138,3 +138,41 @@ def test_antialiased_patchgan_scores_the_same_patch_grid():
         aa = build_discriminator("basic", 3, 4, 3, "instance", use_antialias=True)
         x = torch.zeros(1, 3, size, size)
         assert aa(x).shape == plain(x).shape
+
+
+def test_full_res_unet_head_sees_the_input_at_full_resolution():
+    """`unet_full_res`: the last conv reads [stem(x), upsampled features]; with the upsampled half of its weights
+    zeroed the output is exactly tanh(conv(relu(leaky_relu(conv3x3(x))))), so a one-pixel change of the input
+    moves only the 5x5 pixels around it (the reference U-Net's output comes from the half-resolution level)."""
+    from ganapps.cyclegan.nets import UnetGenerator
+
+    torch.manual_seed(0)
+    ngf = 4
+    gen = UnetGenerator(3, 3, 7, ngf, "instance", False, "resize", full_res=True).eval()
+    plain = UnetGenerator(3, 3, 7, ngf, "instance", False, "resize").eval()
+    assert not hasattr(plain.model, "stem")
+    top = gen.model
+    with torch.no_grad():
+        top.head[2].weight[:, ngf:] = 0  # the channels from the x2 upsampling
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    stem, conv = top.stem[1], top.head[2]
+    want = torch.tanh(torch.nn.functional.conv2d(torch.nn.functional.pad(torch.relu(torch.nn.functional.leaky_relu(
+        torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1,) * 4, mode="reflect"), stem.weight, stem.bias),
+        0.2)), (1,) * 4, mode="reflect"), conv.weight[:, :ngf], conv.bias))
+    with torch.no_grad():
+        y = gen(x)
+        x2 = x.clone()
+        x2[0, :, 60, 70] += 0.5
+        moved = (gen(x2) - y).abs().amax(1)[0] > 0
+    assert torch.allclose(y, want, atol=1e-6)
+    rows, cols = torch.nonzero(moved, as_tuple=True)
+    assert moved.any() and rows.min() >= 58 and rows.max() <= 62 and cols.min() >= 68 and cols.max() <= 72
+
+
+def test_full_res_is_a_unet_option():
+    from ganapps.cyclegan.config import CycleGANConfig
+    from ganapps.engine.errors import InputError
+
+    assert CycleGANConfig(method="pix2pix", gen="unet_128", unet_full_res=True).unet_full_res
+    with pytest.raises(InputError, match="option unet_full_res=True: for the U-Net generators only"):
+        CycleGANConfig(gen="resnet_9blocks", unet_full_res=True)
