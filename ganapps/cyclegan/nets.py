@@ -264,7 +264,7 @@ class UnetGenerator(nn.Module):
     unet_256), so H and W must be multiples of 2^num_downs. (B, in_ch, H, W) -> (B, out_ch, H, W) in [-1, 1].
     `full_res`: the last layer also sees full-resolution features of the input (`UnetSkipBlock`); the reference's
     U-Net makes every output pixel from the half-resolution level's x2 upsampling, so the finest detail it paints
-    is locked to that lattice (docs/cyclegan.md, "A lattice-free U-Net")."""
+    is locked to that lattice (docs/cyclegan.md, "The full-resolution U-Net layer")."""
 
     def __init__(self, in_ch: int = 3, out_ch: int = 3, num_downs: int = 8, ngf: int = 64, norm: str = "instance",
                  use_dropout: bool = False, upsample: str = "transpose", full_res: bool = False):
