@@ -67,10 +67,18 @@ def run(cfg: AppConfig) -> None:
     interruption comes during start-up."""
     from .work import ModelPool, Workspace
 
-    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM are held back while the workspace is made: an interruption between the folder's creation
+    # and `workspace` naming it would leave the folder behind (seen on a loaded machine); they act right after.
+    held: list[int] = []
+    old_term = signal.signal(signal.SIGTERM, lambda signum, frame: held.append(signum))
+    old_int = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     workspace = None
     try:
         workspace = Workspace(keep_s=cfg.keep_outputs_minutes * 60)
+        signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, old_int)
+        if held:
+            raise KeyboardInterrupt
         # Gradio reads these at import: uploads go into the workspace, and nothing calls home.
         os.environ["GRADIO_TEMP_DIR"] = str(workspace.uploads)
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -107,6 +115,7 @@ def run(cfg: AppConfig) -> None:
             demo.close()
     finally:
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         if workspace is not None:
             workspace.close()
 

@@ -55,21 +55,30 @@ def gray_uint8(x: torch.Tensor):
     return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in u8])
 
 
+FLOW_METHODS = ("farneback", "dis")
+
+
 @torch.no_grad()
-def farneback_prior(cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-    """Classical motion prior: OpenCV Farneback flow from `cur` back to `prev` (N, C, H, W) in [-1, 1] ->
-    (N, 2, H, W) pixels, so that under constant velocity the frame k steps ahead is ~ cur(p + k * flow(p)).
-    Not differentiable."""
+def optical_flow(cur: torch.Tensor, prev: torch.Tensor, method: str = "farneback") -> torch.Tensor:
+    """Classical dense flow from `cur` back to `prev` (N, C, H, W) in [-1, 1] -> (N, 2, H, W) pixels, so that under
+    constant velocity the frame k steps ahead is ~ cur(p + k * flow(p)). `method`: "farneback" (OpenCV Farneback,
+    the baselines' and the nets' motion prior) or "dis" (OpenCV DIS, Kroeger et al. 2016, medium preset: a patch
+    search with variational refinement, sharper on textured motion). Not differentiable."""
     import cv2
     import numpy as np
 
+    if method not in FLOW_METHODS:
+        raise ValueError(f"unknown flow method {method!r}: expected one of {', '.join(FLOW_METHODS)}")
     memo = _FLOW_MEMO.get()
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
 
     def flow(c, p):
         key = None if memo is None else \
-            hashlib.blake2b(c.tobytes() + p.tobytes() + repr(c.shape).encode(), digest_size=16).digest()
+            hashlib.blake2b(method.encode() + c.tobytes() + p.tobytes() + repr(c.shape).encode(),
+                            digest_size=16).digest()
         if key is None or key not in memo:
-            f = cv2.calcOpticalFlowFarneback(c, p, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            f = dis.calc(c, p, None) if dis is not None else \
+                cv2.calcOpticalFlowFarneback(c, p, None, 0.5, 3, 15, 3, 5, 1.2, 0)
             if key is None:
                 return f
             memo[key] = f
@@ -79,14 +88,19 @@ def farneback_prior(cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).to(cur.device, torch.float32)
 
 
+def farneback_prior(cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    """`optical_flow` with Farneback: the motion prior of the nets and the flow baselines."""
+    return optical_flow(cur, prev, "farneback")
+
+
 _FLOW_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("farneback_memo", default=None)
 
 
 @contextlib.contextmanager
 def flow_memo() -> Iterator[None]:
-    """Inside this block `farneback_prior` computes each distinct (cur, prev) luma pair once and reuses it (keyed
-    on the uint8 images' bytes, so only identical frames share a flow): the overlapping windows of one clip (the
-    guard's backtest) share most of their frame pairs. Outside it nothing is kept."""
+    """Inside this block `optical_flow` computes each distinct (method, cur, prev) luma pair once and reuses it
+    (keyed on the uint8 images' bytes, so only identical frames share a flow): the overlapping windows of one clip
+    (the guard's backtest) share most of their frame pairs. Outside it nothing is kept."""
     token = _FLOW_MEMO.set({})
     try:
         yield
@@ -94,14 +108,14 @@ def flow_memo() -> Iterator[None]:
         _FLOW_MEMO.reset(token)
 
 
-def motion_prior(frames: torch.Tensor, pairs: int = 2) -> torch.Tensor:
-    """Farneback flow of the last frame of `frames` (B, T, C, H, W), per frame step: the mean over j = 1..pairs
-    (as far as T allows) of flow(last -> frame[-1-j]) / j. Under constant velocity every term estimates the same
-    motion; averaging them halves the estimator's noise. (B, 2, H, W) pixels per frame."""
+def motion_prior(frames: torch.Tensor, pairs: int = 2, method: str = "farneback") -> torch.Tensor:
+    """Flow (`optical_flow`'s `method`) of the last frame of `frames` (B, T, C, H, W), per frame step: the mean over
+    j = 1..pairs (as far as T allows) of flow(last -> frame[-1-j]) / j. Under constant velocity every term estimates
+    the same motion; averaging them halves the estimator's noise. (B, 2, H, W) pixels per frame."""
     n = min(pairs, frames.shape[1] - 1)
     if n < 1:
         return frames.new_zeros(frames.shape[0], 2, *frames.shape[-2:]).float()
-    return sum(farneback_prior(frames[:, -1], frames[:, -1 - j]) / j for j in range(1, n + 1)) / n
+    return sum(optical_flow(frames[:, -1], frames[:, -1 - j], method) / j for j in range(1, n + 1)) / n
 
 
 class ConvLSTMCell(nn.Module):

@@ -498,3 +498,28 @@ def test_the_bad_uploads_of_the_browser_test_are_what_they_say(tmp_path):
     labels = write_label_map(tmp_path / "l.nii.gz")
     with pytest.raises((OSError, EOFError, ValueError)):
         np.asarray(nib.load(write_truncated(tmp_path / "t.nii.gz", labels)).dataobj)
+
+
+def test_an_interruption_while_the_workspace_is_made_still_deletes_it(tmp_path, monkeypatch):
+    """SIGTERM arriving right after the app's temporary folder exists but before `run` holds it (the race that
+    left a folder behind on a loaded machine): it is held back until the folder is owned, then stops the app, and
+    the folder is deleted."""
+    import signal
+
+    from ganapps.app import cli as app_cli
+    from ganapps.app import work
+
+    made = []
+    real_init = work.Workspace.__init__
+
+    def init_then_sigterm(self, *a, **k):
+        real_init(self, *a, parent=tmp_path, **k)
+        made.append(self.root)
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered here, inside the constructor, unless held back
+
+    monkeypatch.setattr(work.Workspace, "__init__", init_then_sigterm)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        app_cli.run(AppConfig())
+    assert len(made) == 1 and not made[0].exists()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

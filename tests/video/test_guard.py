@@ -1,6 +1,6 @@
 """The guard: a backtest on the clip's own earlier frames that keeps the learned net unless a classical answer
-(copy-last, flow extrapolation with 1 or 2 pairs) predicted those frames strictly better, and then predicts with
-that answer. Tiny frames; Farneback runs on 32-64 px frames."""
+(copy-last, Farneback flow extrapolation with 1 or 2 pairs, DIS flow extrapolation with 2) predicted those frames
+strictly better, and then predicts with that answer. Tiny frames; the flows run on 32-64 px frames."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from test_trust import pan
 
 from ganapps.video.baselines import (
     BASELINES,
+    FALLBACKS,
     Classical,
     backtest,
     classical,
@@ -41,6 +42,7 @@ def test_classical_net_is_each_baseline_exactly():
     assert torch.equal(Classical("copy_last")(ctx, 3), copy_last(ctx, 3))
     assert torch.equal(Classical("flow1")(ctx, 3), flow_extrapolate(ctx, 3, 1))
     assert torch.equal(Classical("flow2")(ctx, 3), flow_extrapolate(ctx, 3, 2))
+    assert torch.equal(Classical("dis_flow2")(ctx, 3), flow_extrapolate(ctx, 3, 2, "dis"))
     with pytest.raises(ValueError, match="unknown baseline"):
         Classical("flow3")
 
@@ -49,13 +51,16 @@ def test_guard_choice_keeps_the_model_on_ties_and_without_a_backtest():
     assert guard_choice({}) == "model"
     assert guard_choice({"model": -3.0, "copy_last": -3.0, "flow1": -2.0, "flow2": -1.0}) == "model"
     assert guard_choice({"model": -3.0, "copy_last": -2.0, "flow1": -3.5, "flow2": -3.2}) == "flow1"
+    assert guard_choice({"model": -3.0, "copy_last": -2.0, "flow1": -3.5, "flow2": -3.2, "dis_flow2": -3.6}) == \
+        "dis_flow2"
 
 
 def test_backtest_scores_are_the_mean_log_error_of_each_window_and_horizon():
     clip = pan(frames=9, size=32)[0]  # (9, 3, 32, 32): windows start at 0, 1, 2 (6 context frames)
     net = Classical("flow2")
     scores = backtest(net, clip, context=6, horizons=2, windows=5)
-    for name in ("model", *BASELINES):
+    assert set(scores) == {"model", *FALLBACKS} and set(BASELINES) < set(FALLBACKS)
+    for name in ("model", *FALLBACKS):
         fn = (lambda c, k: net(c, k)) if name == "model" else (lambda c, k, n=name: classical(n, c, k))
         errs = []
         for s, k in ((0, 2), (1, 2), (2, 1)):
@@ -89,14 +94,15 @@ def test_guard_falls_back_to_flow_on_a_pan_and_keeps_a_model_that_is_as_good():
     known, future = clip[:11], clip[11:]
     stuck = trust_predictor("copy_last")
     guarded = stuck.guarded(known)
-    assert guarded.guard_record["choice"] in ("flow1", "flow2")
+    assert guarded.guard_record["choice"] in ("flow1", "flow2", "dis_flow2")
     assert isinstance(guarded.net, Classical)
     before = clip_psnr(stuck(known[-6:], 5)[None], future[None]).mean()
     after = clip_psnr(guarded(known[-6:], 5)[None], future[None]).mean()
     assert after > before + 3  # a 1.5 px/frame pan: copy-last loses several dB to flow by horizon 5
     scores = guarded.guard_record["scores"]
     assert scores[guarded.guard_record["choice"]] == min(scores.values())
-    good = trust_predictor("flow2")  # the model is flow2 itself: a tie keeps the model
+    # the model is the best fallback itself: a tie keeps the model
+    good = Predictor(Classical(guarded.guard_record["choice"]), stuck.config)
     kept = good.guarded(known)
     assert kept.guard_record["choice"] == "model" and kept.net is good.net
     assert trust_predictor("flow2").guarded(known[:6]).guard_record == {"choice": "model", "scores": {}}
@@ -106,7 +112,7 @@ def test_guard_fallback_predicts_at_the_clips_own_size():
     clip = pan(frames=12, size=64)[0]
     small = trust_predictor("copy_last", size=32)
     guarded = small.guarded(clip)
-    assert guarded.guard_record["choice"] in ("flow1", "flow2")
+    assert guarded.guard_record["choice"] in ("flow1", "flow2", "dis_flow2")
     out = guarded(clip[-6:], 4)
     assert out.shape == (4, 3, 64, 64)
     ref = classical(guarded.guard_record["choice"], clip[None, -6:], 4)[0]
@@ -160,7 +166,7 @@ def test_real_footage_windows_skip_cuts_and_evaluate_with_history_and_guard(tmp_
     assert main(["video", "evaluate", "--model", str(model), "--data", "real", "--json", "--quiet"]) == 0
     ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert ev["clips"] == 4 and len(ev["guard"]) == 4
-    assert all(c in ("flow1", "flow2") for c in ev["guard"])  # a steady pan: flow backtests better than copy-last
+    assert all(c in ("flow1", "flow2", "dis_flow2") for c in ev["guard"])  # a steady pan: flow beats copy-last
     assert ev["clips_below"] == sum(r["gain"] < 0 for r in ev["per_clip"])
     assert main(["video", "evaluate", "--model", str(model), "--data", "real", "--json", "--quiet",
                  "--no-guard"]) == 0
@@ -168,3 +174,22 @@ def test_real_footage_windows_skip_cuts_and_evaluate_with_history_and_guard(tmp_
     assert "guard" not in raw
     for r, g in zip(raw["per_clip"], ev["per_clip"], strict=True):  # the net alone is copy-last; guarded beats it
         assert r["model"] == pytest.approx(r["copy_last"], abs=1e-3) and g["model"] > r["model"] + 1
+
+
+def test_both_flow_methods_recover_a_pan_and_the_memo_keeps_them_apart():
+    """A texture panning 2 px per frame: Farneback and DIS both measure flow (+2, 0) from a frame back to the one
+    before (median over the interior, within 0.25 px); inside `flow_memo` the two methods' flows of one frame pair
+    are separate entries, each the same as computed outside it."""
+    from ganapps.video.nets import optical_flow
+
+    clip = pan(frames=3, size=64, speed=2.0)  # (1, 3, 3, 64, 64)
+    outside = {m: optical_flow(clip[:, -1], clip[:, -2], m) for m in ("farneback", "dis")}
+    for m, f in outside.items():
+        inner = f[0, :, 12:-12, 12:-12].flatten(1).median(1).values
+        assert abs(float(inner[0]) - 2.0) < 0.25 and abs(float(inner[1])) < 0.25, (m, inner)
+    with flow_memo():
+        inside = {m: optical_flow(clip[:, -1], clip[:, -2], m) for m in ("dis", "farneback")}
+    assert all(torch.equal(inside[m], outside[m]) for m in outside)
+    assert not torch.equal(outside["dis"], outside["farneback"])
+    with pytest.raises(ValueError, match="unknown flow method"):
+        optical_flow(clip[:, -1], clip[:, -2], "lk")
