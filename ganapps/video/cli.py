@@ -102,7 +102,7 @@ def predict(
     out: Annotated[Optional[Path], typer.Option(help="output .mp4, .avi, .gif or folder (default CLIP_pred.mp4)")] = None,  # noqa: UP045
     start: Annotated[Optional[int], typer.Option(help="index of the first context frame (default: the clip's last frames)")] = None,  # noqa: UP045
     adapt: Annotated[int, typer.Option(help="fine-tune N steps on the clip's earlier frames first")] = 0,
-    guard: Annotated[bool, typer.Option(help="backtest the model on the clip's earlier frames against copy-last and flow extrapolation and use the best of them where it did better than the model")] = True,
+    guard: Annotated[bool, typer.Option(help="backtest the model on the clip's earlier frames against copy-last and flow extrapolation (Farneback, DIS) and use the best of them where it did better than the model")] = True,
     fps: Annotated[Optional[float], typer.Option(help="output frame rate (default: the clip's)")] = None,  # noqa: UP045
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
@@ -211,8 +211,9 @@ def _print_evaluation(result: dict, rows: dict, size: int, context: int, k: int)
            f"{np.mean([r['best_step'] for r in result['adapt_runs']]):.1f} on average, "
            f"{result['adapt_seconds_per_clip']:.1f} s/clip)" if result.get("adapt_steps") else ""))
     if "guard" in result:
-        print(f"guard: the model backtested worse than a baseline on {result['guard_fallbacks']}/{result['clips']} "
-              f"clips' earlier frames; 'model' is that baseline there (--no-guard: the net alone)")
+        print(f"guard: the model backtested worse than a classical answer (copy-last, Farneback or DIS flow) on "
+              f"{result['guard_fallbacks']}/{result['clips']} clips' earlier frames; 'model' is that answer there "
+              f"(--no-guard: the net alone)")
     print("per clip, PSNR dB averaged over horizons:")
     width = max(12, *(len(r["clip"]) for r in table))
     print(f"  {'clip':{width}s} " + " ".join(f"{n:>10s}" for n in names)
@@ -241,7 +242,7 @@ def evaluate(
     stride: Annotated[Optional[int], typer.Option(help="frames between clip starts (default: clip length)")] = None,  # noqa: UP045
     flow: Annotated[bool, typer.Option(help="also score Farneback flow extrapolation (1 and 2 frame pairs)")] = True,
     adapt: Annotated[int, typer.Option(help="fine-tune N steps on each clip's frames before its prediction point first (--data footage, footage-tune, real)")] = 0,
-    guard: Annotated[bool, typer.Option(help="backtest on each clip's frames before its prediction point and fall back to copy-last / flow where they did better (--data footage, footage-tune, real)")] = True,
+    guard: Annotated[bool, typer.Option(help="backtest on each clip's frames before its prediction point and fall back to copy-last / flow (Farneback, DIS) where they did better (--data footage, footage-tune, real)")] = True,
     device: DeviceOpt = "auto",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -282,7 +283,7 @@ def evaluate(
         outputs.update(flow=flow_extrapolate(context, k, 1), flow2=flow_extrapolate(context, k, 2))
     rows = {name: horizon_metrics(p, target) for name, p in outputs.items()}
     result = {"clips": len(x), "frames": k, "adapt_steps": adapt, **rows, **per_clip_table(outputs, target, names)}
-    if choices:  # per clip: what the guard used ("model" or the baseline that backtested better)
+    if choices:  # per clip: what the guard used ("model" or the fallback that backtested better)
         result.update(guard=choices, guard_fallbacks=sum(c != "model" for c in choices))
     if adapt:  # per clip: steps run before early stopping and the held-out-best step kept (0: unchanged)
         result.update(adapt_runs=runs, adapt_seconds_per_clip=t_adapt / len(x))
