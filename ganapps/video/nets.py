@@ -56,6 +56,7 @@ def gray_uint8(x: torch.Tensor):
 
 
 FLOW_METHODS = ("farneback", "dis")
+DIS_MIN_SIDE = 32  # OpenCV's DIS raises on frames of a few pixels and crashed the process on 9-14 px tall ones
 
 
 @torch.no_grad()
@@ -63,12 +64,15 @@ def optical_flow(cur: torch.Tensor, prev: torch.Tensor, method: str = "farneback
     """Classical dense flow from `cur` back to `prev` (N, C, H, W) in [-1, 1] -> (N, 2, H, W) pixels, so that under
     constant velocity the frame k steps ahead is ~ cur(p + k * flow(p)). `method`: "farneback" (OpenCV Farneback,
     the baselines' and the nets' motion prior) or "dis" (OpenCV DIS, Kroeger et al. 2016, medium preset: a patch
-    search with variational refinement, sharper on textured motion). Not differentiable."""
+    search with variational refinement, sharper on textured motion; frames with a side under DIS_MIN_SIDE get
+    Farneback's flow instead). Not differentiable."""
     import cv2
     import numpy as np
 
     if method not in FLOW_METHODS:
         raise ValueError(f"unknown flow method {method!r}: expected one of {', '.join(FLOW_METHODS)}")
+    if min(cur.shape[-2:]) < DIS_MIN_SIDE:
+        method = "farneback"
     memo = _FLOW_MEMO.get()
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
 

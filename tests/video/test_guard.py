@@ -193,3 +193,6 @@ def test_both_flow_methods_recover_a_pan_and_the_memo_keeps_them_apart():
     assert not torch.equal(outside["dis"], outside["farneback"])
     with pytest.raises(ValueError, match="unknown flow method"):
         optical_flow(clip[:, -1], clip[:, -2], "lk")
+    for h, w in ((8, 8), (12, 64), (64, 12)):  # too small for OpenCV's DIS (it raised or crashed): Farneback's
+        small = pan(frames=2, size=64, speed=2.0)[:, :, :, :h, :w]
+        assert torch.equal(optical_flow(small[:, 1], small[:, 0], "dis"), optical_flow(small[:, 1], small[:, 0]))
