@@ -19,7 +19,7 @@ from ..engine.adversarial import Adversary, SingleGANTask
 from ..engine.task import OptimizerSpec, StepContext
 from .config import CycleGANConfig, one_way
 from .data import UnpairedDataset
-from .nets import PatchMLPHead, build_discriminator, build_generator
+from .nets import PatchMLPHead, build_discriminator, generator_for
 from .pipeline import preview_grid, translation_metrics
 from .task import forward_for_d, forward_for_g, load_test_images, summary_line, unpaired_train_set
 
@@ -65,8 +65,7 @@ class CUTTask(SingleGANTask):  # phases (D, D-reg, G), EMA of G, checkpointed GA
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
-        gen = build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout, upsample=c.upsample,
-                              use_antialias=c.use_antialias)
+        gen = generator_for(c)
         stab.init_weights(gen, c.init, c.init_gain)
         disc = build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std,
                                    use_antialias=c.use_antialias)

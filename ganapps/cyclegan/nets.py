@@ -374,6 +374,19 @@ def init_generator(net: nn.Module, kind: str, gain: float) -> nn.Module:
     return init_weights(net, kind, gain)
 
 
+# The config fields `generator_for` reads: the options two joined models must share
+NET_OPTIONS = ("gen", "channels", "ngf", "norm", "use_dropout", "upsample", "use_colour_branch", "use_antialias",
+               "curve_gain", "unet_full_res")
+
+
+def generator_for(c) -> nn.Module:
+    """The generator a config (CycleGANConfig) describes, before weight init: one place for training (every method)
+    and inference (`Translator`), so the two always build the same net from the fields in NET_OPTIONS."""
+    return build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout, upsample=c.upsample,
+                           use_colour_branch=c.use_colour_branch, use_antialias=c.use_antialias,
+                           curve_gain=c.curve_gain, unet_full_res=c.unet_full_res)
+
+
 def build_discriminator(kind: str, in_ch: int, ndf: int, n_layers: int, norm: str,
                         use_minibatch_std: bool = False, *, use_antialias: bool = False) -> nn.Module:
     """The reference's `define_D` names: basic (PatchGAN, 3 layers), n_layers, pixel; "dual" is the n_layers

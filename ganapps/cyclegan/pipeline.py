@@ -27,13 +27,10 @@ from ..engine.inference import InferenceModel
 from ..engine.runtime import native_bf16
 from .config import CycleGANConfig
 from .data import list_images, read_image, to_array
-from .nets import build_generator
+from .nets import NET_OPTIONS, generator_for
 from .temporal import TemporalFilter
 
 DIRECTIONS = {"a2b": "gen_ab", "b2a": "gen_ba"}  # direction -> the generator that runs it
-# the options `build_nets` reads (beyond method and direction): what two joined models must share
-NET_OPTIONS = ("gen", "channels", "ngf", "norm", "use_dropout", "upsample", "use_colour_branch", "use_antialias",
-               "curve_gain", "unet_full_res")
 
 
 def _blend_ramp(length: int, overlap: int, left: bool, right: bool) -> torch.Tensor:
@@ -169,11 +166,7 @@ class Translator(InferenceModel):
     def build_nets(cls, config: CycleGANConfig) -> dict[str, nn.Module]:
         c = config
         learned = DIRECTIONS if c.method == "cyclegan" or c.direction == "both" else (c.direction,)
-        return {DIRECTIONS[d]: build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
-                                               upsample=c.upsample, use_colour_branch=c.use_colour_branch,
-                                               use_antialias=c.use_antialias, curve_gain=c.curve_gain,
-                                               unet_full_res=c.unet_full_res)
-                for d in learned}
+        return {DIRECTIONS[d]: generator_for(c) for d in learned}
 
     def joined(self, other: Translator) -> Translator:
         """One model of both directions from two one-direction models of the same method and options (e.g.

@@ -20,7 +20,7 @@ from ..engine.adversarial import Adversary, SingleGANTask
 from ..engine.task import StepContext
 from .config import CycleGANConfig, one_way
 from .data import PairedDataset, load_pairs, paired_source
-from .nets import build_discriminator, build_generator
+from .nets import build_discriminator, generator_for
 from .pipeline import preview_grid, translation_metrics
 from .task import forward_for_d, forward_for_g, loader_options, summary_line
 
@@ -55,8 +55,7 @@ class Pix2PixTask(SingleGANTask):  # optimizers, phases (D, D-reg, G), EMA of G,
     # -- protocol
     def build_nets(self) -> dict[str, nn.Module]:
         c = self.config
-        gen = build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout, upsample=c.upsample,
-                              use_antialias=c.use_antialias, unet_full_res=c.unet_full_res)
+        gen = generator_for(c)
         stab.init_weights(gen, c.init, c.init_gain)
         disc = build_discriminator(c.disc, 2 * c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std,
                                    use_antialias=c.use_antialias)  # sees (input, output) stacked

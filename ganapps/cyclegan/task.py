@@ -22,7 +22,7 @@ from ..engine.task import OptimizerSpec, Phase, StepContext
 from .colour import sliced_w1
 from .config import CycleGANConfig
 from .data import UnpairedDataset, domain_folders, list_images
-from .nets import build_discriminator, build_generator, init_generator
+from .nets import build_discriminator, generator_for, init_generator
 from .pipeline import preview_grid, translation_metrics
 
 COLOUR_REF_IMAGES = 8  # real images of the target domain (the latest batches) the colour loss compares with
@@ -126,10 +126,7 @@ class CycleGANTask:
         c = self.config
         nets = {}
         for name in ("gen_ab", "gen_ba"):
-            nets[name] = init_generator(build_generator(c.gen, c.channels, c.channels, c.ngf, c.norm, c.use_dropout,
-                                                        upsample=c.upsample, use_colour_branch=c.use_colour_branch,
-                                                        curve_gain=c.curve_gain, unet_full_res=c.unet_full_res),
-                                        c.init, c.init_gain)
+            nets[name] = init_generator(generator_for(c), c.init, c.init_gain)
         for name in ("disc_a", "disc_b"):
             net = build_discriminator(c.disc, c.channels, c.ndf, c.n_layers_d, c.norm, c.use_minibatch_std)
             if c.disc == "dual":  # the colour critic's MLP keeps PyTorch's default init

@@ -370,6 +370,29 @@ def test_fastcut_resume_reproduces_the_run(dataset, tmp_path, capsys):
             assert torch.equal(a[net][k], b[net][k]), (net, k)
 
 
+@pytest.mark.parametrize("method,extra", [("cyclegan", ["--use-antialias"]), ("cut", []),
+                                          ("pix2pix", ["--gen", "unet_128", "--unet-full-res"])])
+def test_training_and_inference_build_the_same_generators(method, extra, dataset, paired, tmp_path):
+    """Every method's task and `Translator` build the generator from one function of the config: a run with the
+    net options a method takes loads for inference (CycleGAN with --use-antialias trained
+    a plain ResNet while inference built the anti-aliased one, so its runs did not load)."""
+    from ganapps.cyclegan.nets import BlurDownsample
+    from ganapps.cyclegan.pipeline import Translator
+
+    run = tmp_path / method
+    data = paired if method == "pix2pix" else dataset
+    size = ["--load-size", "130", "--crop-size", "128"] if method == "pix2pix" else []
+    assert main(["cyclegan", "train", "--method", method, "--preset", "tiny", "--data", str(data), *size, *extra,
+                 "--steps", "1", "--out", str(run), "--quiet"]) == 0
+    t = Translator.from_checkpoint(run, device="cpu")  # loads the weights strictly: the nets must match
+    assert t.nets
+    for net in t.nets.values():
+        if method != "pix2pix":  # the ResNets are anti-aliased (CUT's default, CycleGAN's by option)
+            assert any(isinstance(m, BlurDownsample) for m in net.modules())
+        else:
+            assert any(getattr(m, "full_res", False) for m in net.modules())
+
+
 def test_one_generator_models_translate_their_direction_only(dataset, paired, tmp_path, capsys):
     from ganapps.cyclegan.pipeline import Translator
 
