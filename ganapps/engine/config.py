@@ -69,6 +69,10 @@ class TrainConfig:
     use_tensorboard: bool = opt(True, "write TensorBoard events to RUN/tb")
     write_report: bool = opt(True, "write RUN/report.html (plots, samples, health verdicts) at the end")
     resume: bool = opt(False, "continue the run in --out from its latest checkpoint")
+    init_from: str = opt("", "start from the weights of a run, checkpoint or model folder (EMA copies where saved), e.g. a "
+                        "shipped model to fine-tune on your data: each net found there is loaded (shapes must match), "
+                        "the others (a critic a model folder lacks) start fresh; optimizers and step start anew; "
+                        "--resume takes precedence")
     quiet: bool = opt(False, "no progress bar")
 
     def __post_init__(self) -> None:

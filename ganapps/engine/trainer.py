@@ -98,6 +98,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.nets = {k: v.to(self.device) for k, v in self.task.build_nets().items()}
+        if cfg.init_from and not cfg.resume:
+            self._init_from(cfg.init_from)
         for net in self.nets.values():
             dist.broadcast_module(net)
         self.net_params = {n: list(net.parameters()) for n, net in self.nets.items()}
@@ -128,6 +130,29 @@ class Trainer:
         self._saved_step: int | None = None
         if cfg.use_compile:  # after the EMA copies, which stay eager
             compile_nets(self.nets, self.on_warning)
+
+    def _init_from(self, path: str) -> None:
+        """Load each net's weights (the EMA copy where saved) from a run, checkpoint or model folder before the
+        first step; nets it has no weights for keep their initialisation. One-line InputError on a bad folder, on
+        weights that do not fit, or when none of this run's nets is there."""
+        folder = ckpt.resolve(path)
+        weights = ckpt.load_weights(folder)
+        loaded = []
+        for name, net in self.nets.items():
+            if name not in weights and f"{name}_ema" not in weights:
+                continue
+            state, own = ckpt.pick_weights(weights, name, where=folder / ckpt.WEIGHTS), net.state_dict()
+            missing, extra = [k for k in own if k not in state], [k for k in state if k not in own]
+            shapes = [k for k in own if k in state and own[k].shape != state[k].shape]
+            if missing or extra or shapes:
+                raise InputError(f"{folder / ckpt.WEIGHTS}: --init-from weights of '{name}' do not fit this run's net "
+                                 f"({len(missing)} tensors missing, {len(extra)} unexpected, {len(shapes)} of another "
+                                 f"shape{', e.g. ' + shapes[0] if shapes else ''}); give the options it was trained with")
+            net.load_state_dict(state)
+            loaded.append(name)
+        if not loaded:
+            raise InputError(f"{folder / ckpt.WEIGHTS}: --init-from holds no weights for this run's nets "
+                             f"({', '.join(self.nets)}; found: {', '.join(sorted(weights)) or 'none'})")
 
     def _build_optimizers(self) -> None:
         """One optimizer, LR schedule and parameter list per optimizer spec of the task."""
