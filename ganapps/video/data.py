@@ -408,5 +408,23 @@ class FootageWindows(Dataset):
         return frames, flows
 
 
+
+class WithFlows(Dataset):
+    """The clips of `clips` (items (T, C, H, W)) with their optical flows: items (frames, flows (P, 2, H, W)),
+    flow j = flow_fn(frame a_j, frame b_j) for `pairs` ((a, b) frame offsets inside the clip). Computed per item, so
+    data-loader workers (`--num-workers`) share the work that the training step would otherwise do on the main
+    process (TrustNet on `--data` clips; the built-in footage caches its flows instead: FootageWindows)."""
+
+    def __init__(self, clips: Dataset, pairs: Sequence[tuple[int, int]], flow_fn: FlowFn):
+        self.clips, self.pairs, self.flow_fn = clips, [tuple(p) for p in pairs], flow_fn
+
+    def __len__(self) -> int:
+        return len(self.clips)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = self.clips[i]
+        flows = torch.cat([self.flow_fn(frames[a][None], frames[b][None]) for a, b in self.pairs])
+        return frames, flows
+
 # camera motion over photos lives in photo_motion (imported last: it uses to_tensor from here)
 from .photo_motion import PhotoMotion, load_photo, random_motion, render_camera_motion  # noqa: E402, F401

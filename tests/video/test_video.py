@@ -441,3 +441,30 @@ def test_untrained_flow_prior_head_is_exactly_the_flow_extrapolation_baseline():
         assert torch.allclose(net(lo, 3), flow_extrapolate(lo, 3, pairs=2), atol=1e-5)
         assert torch.allclose(net.predict_hires(lo, 3, hi), flow_extrapolate(hi, 3, pairs=2).clamp(-1, 1), atol=1e-5)
         assert not torch.allclose(net(lo, 3), flow_extrapolate(lo, 3), atol=1e-3)  # 1 pair is another prior
+
+
+def test_trustnet_trains_on_video_files_with_each_clips_flows_computed_by_the_data_loader(tmp_path, capsys):
+    from ganapps.video.data import WithFlows
+    from ganapps.video.task import VideoTask
+    from ganapps.video.trust import CONTEXT, context_flows
+
+    data = tmp_path / "videos"
+    data.mkdir()
+    for i in range(2):
+        write_mp4(data / f"v{i}.mp4", moving_square(12, 32, 32, side=8, channels=3, x0=i, speed=1 + i))
+    cfg = VideoConfig(predictor="trustnet", data=str(data), context_frames=7, future_frames=2, size=32, hidden=8,
+                      layers=1, adv_weight=0, clip_stride=1, out=str(tmp_path / "unused"))
+    ds = VideoTask(cfg).dataset()
+    assert isinstance(ds, WithFlows) and len(ds) == 2 * (12 - 9 + 1)
+    for i in (0, len(ds) - 1):
+        frames, flows = ds[i]
+        # the flows the net would compute itself from its last 6 context frames (frames 1..6 of this clip)
+        assert torch.equal(flows, context_flows(frames[None, 7 - CONTEXT:7])[0]), i
+        assert float(flows.abs().max()) > 0.5  # the square moves: the flows are not all zero
+    args = ["video", "train", "--predictor", "trustnet", "--data", str(data), "--context-frames", "6",
+            "--future-frames", "2", "--size", "32", "--hidden", "8", "--layers", "1", "--adv-weight", "0",
+            "--batch-size", "2", "--steps", "2", "--eval-clips", "2", "--quiet", "--no-write-report",
+            "--no-use-tensorboard", "--json", "--out", str(tmp_path / "run")]
+    assert cli_main(args) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert np.isfinite(out["mse_mean"]) and "copy_last_mse_mean" in out
