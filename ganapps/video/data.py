@@ -408,7 +408,6 @@ class FootageWindows(Dataset):
         return frames, flows
 
 
-
 class WithFlows(Dataset):
     """The clips of `clips` (items (T, C, H, W)) with their optical flows: items (frames, flows (P, 2, H, W)),
     flow j = flow_fn(frame a_j, frame b_j) for `pairs` ((a, b) frame offsets inside the clip). Computed per item, so
@@ -425,6 +424,7 @@ class WithFlows(Dataset):
         frames = self.clips[i]
         flows = torch.cat([self.flow_fn(frames[a][None], frames[b][None]) for a, b in self.pairs])
         return frames, flows
+
 
 # camera motion over photos lives in photo_motion (imported last: it uses to_tensor from here)
 from .photo_motion import PhotoMotion, load_photo, random_motion, render_camera_motion  # noqa: E402, F401
