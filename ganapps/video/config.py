@@ -65,6 +65,10 @@ class VideoConfig(AdversarialConfig):
     gdl_weight: float = opt(1.0, "gradient difference loss weight (Mathieu et al. 2016)")
     context_loss_weight: float = opt(0.5, "weight of the one-step predictions inside the context (free "
                                           "supervision)")
+    regret_weight: float = opt(0.0, "weight of the regret term: per clip, relu(the prediction's log MSE averaged over "
+                                    "horizons minus the same for the best of copy-last and Farneback extrapolation with "
+                                    "1 and 2 frame pairs), averaged over clips: extra pull where the net is below the "
+                                    "better baseline (0: off)")
     scheduled_sampling_steps: int = opt(0, "teacher forcing fades from 1 to 0 over these steps (0: off)")
     eval_clips: int = opt(32, "held-out clips scored at the end")
 
@@ -72,7 +76,7 @@ class VideoConfig(AdversarialConfig):
         super().__post_init__()
         require(self, positive=("context_frames", "future_frames", "clip_stride", "size", "hidden", "layers", "kernel",
                      "patch", "disc_width", "eval_clips"),
-                non_negative=("gdl_weight", "context_loss_weight", "scheduled_sampling_steps"))
+                non_negative=("gdl_weight", "context_loss_weight", "regret_weight", "scheduled_sampling_steps"))
         if self.size % self.patch:
             raise InputError(f"option size={self.size}: expected a multiple of patch={self.patch}")
         if self.kernel % 2 == 0:

@@ -35,7 +35,8 @@ from .nets import (
     gradient_difference_loss,
 )
 from .pipeline import clip_psnr, copy_last, flow_extrapolate, horizon_metrics
-from .trust import FLOW_PAIRS
+from .trust import CONTEXT as TRUST_CONTEXT
+from .trust import FLOW_PAIRS, Anchor
 
 
 def log_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -43,6 +44,29 @@ def log_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     a constant, so a near-static clip with a small error weighs as much as a fast pan with a large one."""
     mse = (pred - target).pow(2).mean((2, 3, 4))  # (B, K)
     return torch.log(mse + 1e-5).mean()
+
+
+def regret_loss(pred: torch.Tensor, target: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
+    """Mean over clips of relu(log MSE of `pred` averaged over horizons - the lowest such figure among
+    `baselines`): zero on clips where the prediction is at least as good as the best baseline (per-clip mean PSNR,
+    the score `video evaluate` compares), the log-MSE gap elsewhere. pred, target (B, K, C, H, W); baselines
+    (B, n, K, C, H, W), taken as constants."""
+    def clip_log_mse(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # (..., K, C, H, W) -> (...)
+        return torch.log((x.float() - t.float()).pow(2).mean((-3, -2, -1)) + 1e-5).mean(-1)
+
+    best = clip_log_mse(baselines.detach(), target[:, None]).amin(1)  # (B,)
+    return torch.relu(clip_log_mse(pred, target) - best).mean()
+
+
+def baseline_predictions(context: torch.Tensor, frames: int, flows: torch.Tensor | None = None) -> torch.Tensor:
+    """Copy-last and Farneback extrapolation with 1 and 2 frame pairs of a context (B, T, C, H, W) ->
+    (B, 3, frames, C, H, W); with TrustNet's precomputed `flows` (B, 6, 2, H, W) from its anchor (the same
+    predictions without recomputing the flows)."""
+    if flows is not None:
+        now = Anchor(context[:, -TRUST_CONTEXT:], TRUST_CONTEXT - 1, flows[:, 0], flows[:, 1], guard=False)
+        return torch.stack([now.baselines(k) for k in range(1, frames + 1)], 2)
+    return torch.stack([copy_last(context, frames), flow_extrapolate(context, frames, 1),
+                        flow_extrapolate(context, frames, 2)], 1)
 
 
 def _clips(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -173,6 +197,12 @@ class VideoTask:
             ctx_loss = self._recon(y[:, :c.context_frames - 1], batch[:, 1:c.context_frames])
             loss = loss + c.context_loss_weight * ctx_loss
             logs["loss/context"] = ctx_loss.detach()
+        if c.regret_weight > 0:
+            with torch.no_grad():
+                base = baseline_predictions(context, f, flows)
+            regret = regret_loss(pred, target, base)
+            loss = loss + c.regret_weight * regret
+            logs["loss/regret"] = regret.detach()
         if c.gdl_weight > 0:
             gdl = gradient_difference_loss(pred, target)
             loss = loss + c.gdl_weight * gdl

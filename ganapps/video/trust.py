@@ -97,10 +97,16 @@ class Anchor:
         self.aligned_w = [agreement(warp(p, f), self.last) for p, f in zip(self.earlier, (f1, f2), strict=True)] \
             if guard else None
 
+    def baselines(self, k: int) -> torch.Tensor:
+        """Frame anchor+k by the first three candidates, which are the baselines a predictor is scored against
+        (copy-last, Farneback extrapolation with 1 and 2 frame pairs: `baselines.BASELINES`) -> (B, 3, C, H, W)."""
+        return torch.stack([self.last, warp(self.last, k * self.v1), warp(self.last, k * self.v2)], 1)
+
     def candidates(self, k: int) -> torch.Tensor:
         """Frame anchor+k by each candidate -> (B, N_CAND, C, H, W) in the order of CANDIDATES."""
         step = k * self.v2
-        f2 = warp(self.last, step)
+        base = self.baselines(k)
+        f2 = base[:, 2]
         if self.guard:
             num, den = f2, 1.0
             for p, f, w in zip(self.earlier, (self.f1, self.f2), self.aligned_w, strict=True):
@@ -109,8 +115,7 @@ class Anchor:
             mc = num / den
         else:
             mc = (f2 + sum(warp(p, (k + i) * self.v2) for i, p in enumerate(self.earlier, 1))) / 3
-        outs = [self.last, warp(self.last, k * self.v1), f2, warp(self.last, step / 2), self.mean, mc, blur(f2)]
-        return torch.stack(outs, 1)
+        return torch.cat([base, torch.stack([warp(self.last, step / 2), self.mean, mc, blur(f2)], 1)], 1)
 
     def learned(self, k: int, dv: torch.Tensor) -> torch.Tensor:
         """The flow-correction candidate: the last frame warped by k (v2 + dv), dv (B, 2, H, W) -> (B, 1, C, H, W)."""

@@ -4,12 +4,15 @@ Tiny frames and nets; Farneback runs on 32-64 px frames."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from ganapps.engine.errors import InputError
 from ganapps.video.pipeline import copy_last, flow_extrapolate
+from ganapps.video.task import baseline_predictions, regret_loss
 from ganapps.video.trust import (
     AGREE_TOL,
     CANDIDATES,
@@ -238,22 +241,71 @@ def test_footage_windows_cache_the_flows_the_net_would_compute_and_mirror_them_w
         FootageWindows(path, 20)
 
 
+def write_pans(folder) -> None:
+    """Two 10-frame 32 px mp4 clips of textures panning 1 and 2 px per frame into `folder`."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir()
+    for i in range(2):
+        frames = ((pan(frames=10, size=32, speed=1 + i, seed=i)[0] + 1) * 127.5).byte().permute(0, 2, 3, 1).numpy()
+        wr = cv2.VideoWriter(str(folder / f"v{i}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 32))
+        for f in frames:
+            wr.write(np.ascontiguousarray(f[..., ::-1]))
+        wr.release()
+
+
+def test_regret_is_zero_at_or_above_the_best_baseline_and_the_log_mse_gap_below_it():
+    target = torch.rand(2, 3, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    # errors constant over pixels: clip log MSE = log(e^2 + 1e-5); baselines off by 0.1 (the best), 0.2 and 0.4
+    base = torch.stack([target + 0.1, target - 0.2, target + 0.4], 1).requires_grad_(True)
+    pred = torch.stack([target[0] + 0.3, target[1] - 0.05]).requires_grad_(True)  # clip 0 below, clip 1 above
+    loss = regret_loss(pred, target, base)
+    gap = math.log(0.09 + 1e-5) - math.log(0.01 + 1e-5)  # ~ log 9 on clip 0, 0 on clip 1
+    assert float(loss.detach()) == pytest.approx(gap / 2, rel=1e-5)
+    loss.backward()
+    assert base.grad is None and float(pred.grad[1].abs().max()) == 0 and float(pred.grad[0].abs().max()) > 0
+    assert float(regret_loss(base[:, 0].detach(), target, base)) == pytest.approx(0, abs=1e-6)  # = the best: 0
+
+
+def test_baselines_from_the_anchor_are_copy_last_and_both_flow_extrapolations():
+    ctx = pan(frames=7, speed=2.0)[:, :CONTEXT].expand(2, -1, -1, -1, -1)
+    ref = baseline_predictions(ctx, 4)  # computed from the frames (pipeline.copy_last, flow_extrapolate)
+    assert float((ref[:, 1] - ref[:, 0]).abs().mean()) > 0.05  # the flows move the frame: not a trivial check
+    assert float((baseline_predictions(ctx, 4, context_flows(ctx)) - ref).abs().max()) <= 1e-5
+
+
+@pytest.mark.parametrize("predictor", ["trustnet", "convlstm"])
+def test_training_with_the_regret_term_logs_it_and_it_moves_the_weights(tmp_path, predictor):
+    import json
+
+    from ganapps.cli import main as cli_main
+
+    write_pans(tmp_path / "videos")
+    runs = {}
+    for weight in ("0", "1"):
+        assert cli_main(["video", "train", "--preset", "tiny", "--data", str(tmp_path / "videos"), "--predictor",
+                         predictor, "--context-frames", "6", "--future-frames", "2", "--size", "32", "--steps", "3",
+                         "--log-every-steps", "1", "--regret-weight", weight, "--adv-weight", "0", "--quiet",
+                         "--no-write-report", "--out", str(tmp_path / weight)]) == 0
+        runs[weight] = [json.loads(x) for x in (tmp_path / weight / "metrics.jsonl").read_text().splitlines()]
+    regret = [r["loss/regret"] for r in runs["1"] if "loss/regret" in r]
+    assert regret and all(math.isfinite(v) and v >= 0 for v in regret) and max(regret) > 0
+    assert not any("loss/regret" in r for r in runs["0"])
+    # same seed and batches: the reconstruction loss after two updates differs only through the regret's gradient
+    recon = {w: [r["loss/recon"] for r in rows if "loss/recon" in r][-1] for w, rows in runs.items()}
+    assert recon["0"] != recon["1"]
+
+
 def test_trustnet_trains_resumes_exports_and_evaluates_per_clip(tmp_path, capsys):
     import json
 
-    import cv2
     import numpy as np
 
     from ganapps.cli import main as cli_main
 
     data = tmp_path / "videos"
-    data.mkdir()
-    for i in range(2):
-        frames = ((pan(frames=10, size=32, speed=1 + i, seed=i)[0] + 1) * 127.5).byte().permute(0, 2, 3, 1).numpy()
-        wr = cv2.VideoWriter(str(data / f"v{i}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 32))
-        for f in frames:
-            wr.write(np.ascontiguousarray(f[..., ::-1]))
-        wr.release()
+    write_pans(data)
     args = ["video", "train", "--preset", "tiny", "--data", str(data), "--predictor", "trustnet", "--context-frames",
             "6", "--future-frames", "2", "--size", "32", "--recon-loss", "logmse", "--gdl-weight", "0",
             "--context-loss-weight", "0", "--adv-weight", "0", "--quiet", "--no-write-report", "--json"]
