@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from ..engine.adversarial import Adversary, Join
 from ..engine.errors import InputError
 from ..engine.task import OptimizerSpec, Phase, StepContext
+from .baselines import BASELINES, classical
 from .config import VideoConfig
 from .data import (
     EVAL_SEED_OFFSET,
@@ -39,11 +40,15 @@ from .trust import CONTEXT as TRUST_CONTEXT
 from .trust import FLOW_PAIRS, Anchor
 
 
+def _log_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """log(MSE + 1e-5) per frame: (..., C, H, W) each (broadcast) -> (...)."""
+    return torch.log((pred - target).pow(2).mean((-3, -2, -1)) + 1e-5)
+
+
 def log_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over clips and horizons of log(MSE + 1e-5), (B, K, C, H, W) each: minus the mean per-clip PSNR up to
     a constant, so a near-static clip with a small error weighs as much as a fast pan with a large one."""
-    mse = (pred - target).pow(2).mean((2, 3, 4))  # (B, K)
-    return torch.log(mse + 1e-5).mean()
+    return _log_mse(pred, target).mean()
 
 
 def regret_loss(pred: torch.Tensor, target: torch.Tensor, baselines: torch.Tensor) -> torch.Tensor:
@@ -51,11 +56,8 @@ def regret_loss(pred: torch.Tensor, target: torch.Tensor, baselines: torch.Tenso
     `baselines`): zero on clips where the prediction is at least as good as the best baseline (per-clip mean PSNR,
     the score `video evaluate` compares), the log-MSE gap elsewhere. pred, target (B, K, C, H, W); baselines
     (B, n, K, C, H, W), taken as constants."""
-    def clip_log_mse(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # (..., K, C, H, W) -> (...)
-        return torch.log((x.float() - t.float()).pow(2).mean((-3, -2, -1)) + 1e-5).mean(-1)
-
-    best = clip_log_mse(baselines.detach(), target[:, None]).amin(1)  # (B,)
-    return torch.relu(clip_log_mse(pred, target) - best).mean()
+    best = _log_mse(baselines.detach(), target[:, None]).mean(-1).amin(1)  # (B,)
+    return torch.relu(_log_mse(pred, target).mean(-1) - best).mean()
 
 
 def baseline_predictions(context: torch.Tensor, frames: int, flows: torch.Tensor | None = None) -> torch.Tensor:
@@ -65,8 +67,7 @@ def baseline_predictions(context: torch.Tensor, frames: int, flows: torch.Tensor
     if flows is not None:
         now = Anchor(context[:, -TRUST_CONTEXT:], TRUST_CONTEXT - 1, flows[:, 0], flows[:, 1], guard=False)
         return torch.stack([now.baselines(k) for k in range(1, frames + 1)], 2)
-    return torch.stack([copy_last(context, frames), flow_extrapolate(context, frames, 1),
-                        flow_extrapolate(context, frames, 2)], 1)
+    return torch.stack([classical(name, context, frames) for name in BASELINES], 1)
 
 
 def _clips(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
